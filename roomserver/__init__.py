@@ -1,0 +1,3 @@
+"""roomserver: a standalone async Matrix roomserver."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from roomserver.cli import main
+
+main()

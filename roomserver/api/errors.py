@@ -1,0 +1,83 @@
+"""Every failure as a Matrix error body: ``{"errcode": "M_…", "error": "…"}``.
+
+A 4xx names what the caller got wrong; a 5xx is always our bug, logged with its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from roomserver.matrix.errors import MatrixError
+
+log = logging.getLogger(__name__)
+
+_STATUS_BY_ERRCODE = {
+    "M_NOT_FOUND": 404,
+    "M_TOO_LARGE": 413,
+    "M_FORBIDDEN": 403,
+    "M_LIMIT_EXCEEDED": 429,
+}
+
+
+class APIError(MatrixError):
+    """An error raised by the HTTP layer or the services below it, with its HTTP status."""
+
+    def __init__(self, status: int, errcode: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errcode = errcode
+
+
+def not_found(message: str) -> APIError:
+    return APIError(404, "M_NOT_FOUND", message)
+
+
+def bad_request(message: str, errcode: str = "M_INVALID_PARAM") -> APIError:
+    return APIError(400, errcode, message)
+
+
+def error_body(errcode: str, message: str) -> dict[str, str]:
+    return {"errcode": errcode, "error": message}
+
+
+def _matrix_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MatrixError)
+    status = exc.status if isinstance(exc, APIError) else _STATUS_BY_ERRCODE.get(exc.errcode, 400)
+    return JSONResponse(error_body(exc.errcode, exc.message), status_code=status)
+
+
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(error_body("M_NOT_JSON", "request body is not valid JSON"), 400)
+    parts = []
+    for e in errors[:5]:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+        parts.append(f"{where or 'body'}: {e.get('msg')}")
+    return JSONResponse(error_body("M_BAD_JSON", "; ".join(parts)), status_code=400)
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
+        exc.status_code, "M_UNKNOWN"
+    )
+    return JSONResponse(error_body(errcode, str(exc.detail)), status_code=exc.status_code)
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("M_UNKNOWN", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(MatrixError, _matrix_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
