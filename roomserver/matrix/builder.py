@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from signedjson.key import SigningKey, generate_signing_key
+from signedjson.key import generate_signing_key
+from signedjson.types import SigningKey
 
 from .events import CREATE, Event, parse_pdu
-from .hashing import compute_event_id, content_hash, reference_sha256
+from .hashing import content_hash, reference_sha256
 from .room_versions import EventFormat, RoomVersion
 from .signing import sign_event
 
@@ -51,7 +52,9 @@ class EventBuilder:
             "type": type,
             "sender": sender,
             "content": content,
-            "depth": depth if depth is not None else max((e.depth for e in prev_events), default=0) + 1,
+            "depth": depth
+            if depth is not None
+            else max((e.depth for e in prev_events), default=0) + 1,
             "origin_server_ts": origin_server_ts
             if origin_server_ts is not None
             else int(time.time() * 1000),
@@ -78,7 +81,7 @@ class EventBuilder:
         sign_event(pdu, version, self.server_name, self.key)
         for server, key in extra_signers:
             sign_event(pdu, version, server, key)
-        return parse_pdu(pdu, version, event_id=compute_event_id(pdu, version))
+        return parse_pdu(pdu, version)
 
 
 def _refs(events: Sequence[Event], version: RoomVersion) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Room versions 1–12 as data.
+"""Room versions 1-12 as data.
 
 Every behaviour that differs between room versions is a field here, so the rest of the
 protocol layer asks ``version.knock_join_rule`` instead of comparing version strings.
@@ -34,13 +34,13 @@ class RedactionRules(Enum):
     """Which redaction algorithm applies (each one is the previous plus changes)."""
 
     V1 = 1
-    """Rooms v1–v5: the original algorithm (``m.room.aliases`` keeps ``aliases``)."""
+    """Rooms v1-v5: the original algorithm (``m.room.aliases`` keeps ``aliases``)."""
     V6 = 6
-    """Rooms v6–v7: ``m.room.aliases`` no longer keeps ``aliases`` (MSC2432)."""
+    """Rooms v6-v7: ``m.room.aliases`` no longer keeps ``aliases`` (MSC2432)."""
     V8 = 8
     """Room v8: ``m.room.join_rules`` also keeps ``allow``."""
     V9 = 9
-    """Rooms v9–v10: ``m.room.member`` also keeps ``join_authorised_via_users_server``."""
+    """Rooms v9-v10: ``m.room.member`` also keeps ``join_authorised_via_users_server``."""
     V11 = 11
     """Rooms v11+: MSC2176 (create keeps all content, power levels keep ``invite``,
     redaction keeps ``redacts``) and ``origin``/``membership``… top-level keys trimmed."""
@@ -55,7 +55,7 @@ class RoomVersion:
     enforce_key_validity: bool = False
     """v5+: a signing key must be valid at the event's ``origin_server_ts``."""
     special_case_aliases_auth: bool = True
-    """v1–v5: ``m.room.aliases`` has its own auth rule (and redaction rule)."""
+    """v1-v5: ``m.room.aliases`` has its own auth rule (and redaction rule)."""
     strict_canonical_json: bool = False
     """v6+: no floats, integers only in [-(2**53)+1, 2**53-1]."""
     limit_notifications_power_levels: bool = False
