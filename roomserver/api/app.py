@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from roomserver import __version__
-from roomserver.api import routes_query
+from roomserver.api import routes_input, routes_query
 from roomserver.api.errors import install_error_handlers
 from roomserver.api.limits import BodySizeLimit
 from roomserver.config import Settings
+from roomserver.input import Input
+from roomserver.query import Query
+from roomserver.state.event_loader import EventLoader
+from roomserver.storage import Storage
 
 DESCRIPTION = """
 The room DAG engine of a Matrix homeserver. Other services of the homeserver (client API,
@@ -31,8 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        yield
+        storage = await Storage.open(settings.database_url)
+        loader = EventLoader()
+        app.state.storage = storage
+        app.state.input = Input(storage, loader=loader)
+        app.state.query = Query(storage, loader=loader)
+        try:
+            yield
+        finally:
+            await storage.close()
 
     app = FastAPI(
         title="roomserver",
@@ -42,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(routes_input.router)
     app.include_router(routes_query.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

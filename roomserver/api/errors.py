@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from roomserver.errors import ServiceError
 from roomserver.matrix.errors import MatrixError
 
 log = logging.getLogger(__name__)
@@ -24,30 +25,16 @@ _STATUS_BY_ERRCODE = {
 }
 
 
-class APIError(MatrixError):
-    """An error raised by the HTTP layer or the services below it, with its HTTP status."""
-
-    def __init__(self, status: int, errcode: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errcode = errcode
-
-
-def not_found(message: str) -> APIError:
-    return APIError(404, "M_NOT_FOUND", message)
-
-
-def bad_request(message: str, errcode: str = "M_INVALID_PARAM") -> APIError:
-    return APIError(400, errcode, message)
-
-
 def error_body(errcode: str, message: str) -> dict[str, str]:
     return {"errcode": errcode, "error": message}
 
 
 def _matrix_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MatrixError)
-    status = exc.status if isinstance(exc, APIError) else _STATUS_BY_ERRCODE.get(exc.errcode, 400)
+    if isinstance(exc, ServiceError):
+        body: dict[str, object] = {**exc.extra, **error_body(exc.errcode, exc.message)}
+        return JSONResponse(body, status_code=exc.status)
+    status = _STATUS_BY_ERRCODE.get(exc.errcode, 400)
     return JSONResponse(error_body(exc.errcode, exc.message), status_code=status)
 
 

@@ -63,13 +63,17 @@ class Room:
         content.update(create_content)
         self.version = version
         domain = sender.split(":", 1)[1]
+        n = next(_room_counter)
+        # A distinct timestamp per room: v12 create events name their room, so two rooms
+        # created in the same millisecond would otherwise be one.
         self.create = builder_for(sender).build(
             version,
             type=CREATE,
             sender=sender,
             content=content,
             state_key="",
-            room_id=f"!r{next(_room_counter)}:{domain}",
+            room_id=f"!r{n}:{domain}",
+            origin_server_ts=1_700_000_000_000 + n,
         )
         self.room_id = self.create.room_id
         self.events: dict[str, Event] = {self.create.event_id: self.create}

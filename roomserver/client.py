@@ -1,0 +1,97 @@
+"""A typed async client of the roomserver's HTTP API, for the services that call it.
+
+It speaks the same pydantic models as the server (``roomserver.api.models``), so a change
+of the wire format breaks both sides at once, and the API tests go through it.
+
+    async with RoomserverClient.connect("http://127.0.0.1:7770") as rs:
+        answer = await rs.query_latest_events_and_state(
+            QueryLatestEventsAndStateRequest(room_id="!r:example.org")
+        )
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from roomserver.api import models as m
+
+API = "/api/roomserver"
+R = TypeVar("R", bound=BaseModel)
+
+
+class RoomserverError(Exception):
+    """The roomserver answered with a Matrix error."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.errcode = str(body.get("errcode", "M_UNKNOWN"))
+        self.error = str(body.get("error", ""))
+        self.body = body
+        super().__init__(f"{status} {self.errcode}: {self.error}")
+
+
+class RoomserverClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, base_url: str, *, timeout: float = 30.0
+    ) -> AsyncIterator[RoomserverClient]:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as http:
+            yield cls(http)
+
+    async def _post(self, name: str, body: BaseModel | None, answer: type[R]) -> R:
+        payload = body.model_dump(mode="json", exclude_unset=True) if body is not None else {}
+        resp = await self.http.post(f"{API}/{name}", json=payload)
+        if resp.status_code >= 400:
+            try:
+                error = resp.json()
+            except ValueError:
+                error = {"errcode": "M_UNKNOWN", "error": resp.text[:500]}
+            raise RoomserverError(resp.status_code, error if isinstance(error, dict) else {})
+        return answer.model_validate(resp.json())
+
+    # -- input --
+
+    async def input_room_events(
+        self, request: m.InputRoomEventsRequest
+    ) -> m.InputRoomEventsResponse:
+        return await self._post("inputRoomEvents", request, m.InputRoomEventsResponse)
+
+    # -- queries --
+
+    async def query_state_after_events(
+        self, request: m.QueryStateAfterEventsRequest
+    ) -> m.QueryStateAfterEventsResponse:
+        return await self._post("queryStateAfterEvents", request, m.QueryStateAfterEventsResponse)
+
+    async def query_latest_events_and_state(
+        self, request: m.QueryLatestEventsAndStateRequest
+    ) -> m.QueryLatestEventsAndStateResponse:
+        return await self._post(
+            "queryLatestEventsAndState", request, m.QueryLatestEventsAndStateResponse
+        )
+
+    async def query_events_by_id(
+        self, request: m.QueryEventsByIDRequest
+    ) -> m.QueryEventsByIDResponse:
+        return await self._post("queryEventsByID", request, m.QueryEventsByIDResponse)
+
+    async def query_room_version_for_room(
+        self, request: m.QueryRoomVersionForRoomRequest
+    ) -> m.QueryRoomVersionForRoomResponse:
+        return await self._post(
+            "queryRoomVersionForRoom", request, m.QueryRoomVersionForRoomResponse
+        )
+
+    async def query_room_version_capabilities(self) -> m.QueryRoomVersionCapabilitiesResponse:
+        return await self._post(
+            "queryRoomVersionCapabilities", None, m.QueryRoomVersionCapabilitiesResponse
+        )

@@ -1,0 +1,602 @@
+"""One room's input events, processed in order inside one write transaction.
+
+The batch reads what it needs up front (the room row, locked; every cited event), decides
+each event in memory (auth against its auth events, state before it, auth against that
+state, soft-fail against the current state, latest events, membership changes), and writes
+everything at the end in a fixed number of statements however many events it holds: event
+rows and JSON, snapshots and blocks, prev-event edges, the room row, memberships, invites,
+transactions, and last the output log rows. A crash anywhere rolls the whole batch back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import orjson
+
+from roomserver.errors import bad_request, missing_events
+from roomserver.input.types import EventResult, InputEvent, InputKind, Outcome
+from roomserver.matrix.auth import auth_types_for_event, check_auth, check_auth_events
+from roomserver.matrix.errors import AuthError
+from roomserver.matrix.events import CREATE, Event
+from roomserver.matrix.room_versions import RoomVersion
+from roomserver.output import payloads
+from roomserver.state import Resolver, Snapshot, StateSession
+from roomserver.state.event_loader import EventLoader
+from roomserver.state.resolution import resolve_snapshots
+from roomserver.storage.tables import (
+    EventInfo,
+    InviteInfo,
+    MembershipInfo,
+    NewEvent,
+    RoomInfo,
+    Tables,
+)
+from roomserver.types import (
+    EventNID,
+    EventTypeNIDs,
+    Membership,
+    StateKeyTuple,
+    StateMap,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Record:
+    """An event of this batch as the rest of the batch sees it (stored ones use EventInfo)."""
+
+    event: Event
+    nid: EventNID
+    key: StateKeyTuple | None
+    state_before: Snapshot | None
+    rejected: bool = False
+    reason: str = ""
+    soft_failed: bool = False
+
+    @property
+    def contributes_state(self) -> bool:
+        return self.key is not None and not self.rejected
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    results: list[EventResult] = field(default_factory=list)
+    output_positions: list[int] = field(default_factory=list)
+
+
+class RoomBatch:
+    """See the module docstring. One instance per (room, transaction)."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        room: RoomInfo,
+        version: RoomVersion,
+        *,
+        type_nids: Mapping[str, int],
+        state_key_nids: Mapping[str, int],
+        resolver: Resolver | None,
+        loader: EventLoader,
+    ) -> None:
+        self.tables = tables
+        self.room = room
+        self.version = version
+        self.type_nids = type_nids
+        self.state_key_nids = state_key_nids
+        self.resolver = resolver
+        self.loader = loader
+        self.session = StateSession(tables)
+        self.known: dict[str, EventInfo] = {}
+        self.records: dict[str, _Record] = {}
+        self.by_nid: dict[EventNID, _Record] = {}
+        self.pending: list[_Record] = []  # decided, not yet written
+        self.edges: list[tuple[EventNID, str, EventNID | None]] = []
+        self.latest: list[EventNID] = list(room.latest_event_nids)
+        self.last_sent: EventNID | None = room.last_event_sent_nid
+        self.current: Snapshot | None = None
+        self.room_changed = False
+        self.memberships: list[tuple[MembershipInfo, str]] = []  # sender NID set on write
+        self.invites: list[tuple[InviteInfo, str]] = []
+        self.retire: list[tuple[int, str, Membership, str]] = []  # target NID, user, m, by
+        self.outputs: list[bytes | Callable[[Mapping[EventNID, str]], bytes]] = []
+        """Output payloads, or builders of those that name events by NIDs until the end."""
+        self.output_nids: set[EventNID] = set()
+        self.transactions: list[tuple[int, str, str, str]] = []
+        self.referenced_late: set[str] = set()
+        self.output_positions: list[int] = []
+
+    # -- the batch --
+
+    async def run(self, items: Sequence[InputEvent]) -> list[EventResult]:
+        await self._load_cited(items)
+        fresh = [i for i in items if i.event.event_id not in self.known]
+        nids = iter(await self.tables.events.reserve_nids(len(fresh)))
+        if self.room.state_snapshot_nid:
+            self.current = await self.session.snapshot(self.room.state_snapshot_nid)
+        results: list[EventResult] = []
+        for item in items:
+            event_id = item.event.event_id
+            if event_id in self.known or event_id in self.records:
+                results.append(EventResult(event_id, Outcome.ALREADY_KNOWN))
+                continue
+            record = await self._process(item, next(nids))
+            results.append(self._result(record))
+        self.output_positions = (await self._write()).output_positions
+        return results
+
+    @staticmethod
+    def _result(record: _Record) -> EventResult:
+        if record.rejected:
+            return EventResult(record.event.event_id, Outcome.REJECTED, record.reason)
+        if record.soft_failed:
+            return EventResult(record.event.event_id, Outcome.SOFT_FAILED, record.reason)
+        return EventResult(record.event.event_id, Outcome.ACCEPTED)
+
+    async def _load_cited(self, items: Sequence[InputEvent]) -> None:
+        """Look up every event the batch names, in one query, and refuse what is missing."""
+        wanted: set[str] = set()
+        for item in items:
+            ev = item.event
+            wanted.add(ev.event_id)
+            wanted.update(ev.auth_event_ids)
+            wanted.update(ev.prev_event_ids)
+            wanted.update(item.state_event_ids or ())
+            wanted.update(self._implied_auth(ev))
+        self.known = await self.tables.events.lookup(sorted(wanted))
+        fresh = [i.event.event_id for i in items if i.event.event_id not in self.known]
+        self.referenced_late = await self.tables.previous_events.referenced_ids(fresh)
+        for info in self.known.values():
+            if info.room_nid != self.room.room_nid:
+                raise bad_request(f"event {info.event_id} belongs to another room")
+        seen: set[str] = set()
+        missing_auth: list[str] = []
+        missing_prev: list[str] = []
+        for item in items:
+            ev = item.event
+
+            def available(event_id: str) -> bool:
+                return event_id in self.known or event_id in seen
+
+            missing_auth += [
+                a for a in (*ev.auth_event_ids, *self._implied_auth(ev)) if not available(a)
+            ]
+            if item.kind is not InputKind.OUTLIER:
+                if item.state_event_ids is not None:
+                    missing_prev += [s for s in item.state_event_ids if not available(s)]
+                else:
+                    missing_prev += [p for p in ev.prev_event_ids if not available(p)]
+                    missing_prev += [
+                        p for p in ev.prev_event_ids if p in self.known and self.known[p].is_outlier
+                    ]
+            seen.add(ev.event_id)
+        if missing_auth:
+            raise missing_events("auth events", sorted(set(missing_auth)))
+        if missing_prev:
+            raise missing_events(
+                "prev events (or their state) / state events", sorted(set(missing_prev))
+            )
+
+    def _implied_auth(self, event: Event) -> tuple[str, ...]:
+        """Room v12: the create event authorises every other event without being cited."""
+        if self.version.room_id_from_create_event and event.type != CREATE:
+            return ("$" + event.room_id[1:],)
+        return ()
+
+    # -- one event --
+
+    async def _process(self, item: InputEvent, nid: EventNID) -> _Record:
+        ev = item.event
+        key = None
+        if ev.state_key is not None:
+            key = StateKeyTuple(self.type_nids[ev.type], self.state_key_nids[ev.state_key])
+        record = _Record(ev, nid, key, None)
+        self.records[ev.event_id] = record
+        self.by_nid[nid] = record
+        if item.pre_rejection:
+            record.rejected, record.reason = True, item.pre_rejection
+        else:
+            await self._check_against_auth_events(record)
+        if item.kind is InputKind.OUTLIER:
+            self.pending.append(record)
+            return record
+
+        if item.state_event_ids is not None:
+            record.state_before = await self._given_state(item.state_event_ids)
+        else:
+            record.state_before = await self._state_after(ev.prev_event_ids)
+        if not record.rejected:
+            reason = await self._auth_failure(ev, record.state_before)
+            if reason is not None:
+                record.rejected, record.reason = True, f"against the state before it: {reason}"
+        if (
+            item.kind is InputKind.NEW
+            and not record.rejected
+            and self.current is not None
+            and self.current is not record.state_before
+        ):
+            reason = await self._auth_failure(ev, self.current)
+            if reason is not None:
+                record.soft_failed = True
+                record.reason = f"against the current state of the room: {reason}"
+        self.pending.append(record)
+        for prev_id in ev.prev_event_ids:
+            prev_nid = self._nid_of(prev_id)
+            self.edges.append((nid, prev_id, prev_nid))
+
+        if item.kind is InputKind.NEW and not record.rejected and not record.soft_failed:
+            await self._advance_room(record, item)
+        elif item.kind is InputKind.BACKFILL and not record.rejected:
+            self._output_historical(record, item)
+        if item.transaction is not None and not record.rejected:
+            self.transactions.append(
+                (
+                    item.transaction.session_id,
+                    ev.sender,
+                    item.transaction.transaction_id,
+                    ev.event_id,
+                )
+            )
+        return record
+
+    def _nid_of(self, event_id: str) -> EventNID | None:
+        record = self.records.get(event_id)
+        if record is not None:
+            return record.nid
+        info = self.known.get(event_id)
+        return None if info is None else info.event_nid
+
+    async def _events(self, event_ids: Iterable[str]) -> list[Event]:
+        """Parsed events by ID, from this batch or storage."""
+        out: list[Event] = []
+        stored: list[EventNID] = []
+        for event_id in event_ids:
+            record = self.records.get(event_id)
+            if record is not None:
+                out.append(record.event)
+            else:
+                stored.append(self.known[event_id].event_nid)
+        if stored:
+            loaded = await self.loader.load(self.tables, self.version, stored)
+            out.extend(loaded[n] for n in stored)
+        return out
+
+    def _rejected_id(self, event_id: str) -> bool:
+        record = self.records.get(event_id)
+        if record is not None:
+            return record.rejected
+        info = self.known.get(event_id)
+        return info is not None and info.is_rejected
+
+    async def _check_against_auth_events(self, record: _Record) -> None:
+        ev = record.event
+        cited = [*ev.auth_event_ids, *self._implied_auth(ev)]
+        auth_events = await self._events(cited)
+        try:
+            check_auth_events(ev, auth_events, is_rejected=self._rejected_id)
+            check_auth(ev, {a.state_tuple: a for a in auth_events})
+        except AuthError as e:
+            record.rejected, record.reason = True, f"against its auth events: {e.message}"
+
+    async def _auth_failure(self, ev: Event, state: Snapshot) -> str | None:
+        """Why the auth rules refuse ``ev`` against ``state`` (None: allowed)."""
+        wanted: dict[StateKeyTuple, tuple[str, str]] = {}
+        for etype, skey in auth_types_for_event(ev):
+            type_nid = self.type_nids.get(etype)
+            key_nid = self.state_key_nids.get(skey)
+            if type_nid is not None and key_nid is not None:
+                wanted[StateKeyTuple(type_nid, key_nid)] = (etype, skey)
+        create_key = StateKeyTuple(EventTypeNIDs.CREATE, 1)
+        wanted.setdefault(create_key, (CREATE, ""))
+        found = await self.session.lookup(state, wanted)
+        events = await self._events_by_nid(list(found.values()))
+        try:
+            check_auth(ev, {wanted[k]: events[n] for k, n in found.items()})
+        except AuthError as e:
+            return e.message
+        return None
+
+    async def _events_by_nid(self, nids: Sequence[EventNID]) -> dict[EventNID, Event]:
+        out = {n: self.by_nid[n].event for n in nids if n in self.by_nid}
+        stored = [n for n in nids if n not in out]
+        if stored:
+            out.update(await self.loader.load(self.tables, self.version, stored))
+        return out
+
+    # -- state --
+
+    async def _given_state(self, state_event_ids: Sequence[str]) -> Snapshot:
+        state: dict[StateKeyTuple, EventNID] = {}
+        for event_id in state_event_ids:
+            record = self.records.get(event_id)
+            if record is not None:
+                if record.key is None:
+                    raise bad_request(f"state event {event_id} is not a state event")
+                state[record.key] = record.nid
+                continue
+            info = self.known[event_id]
+            if not info.is_state:
+                raise bad_request(f"state event {event_id} is not a state event")
+            state[info.state_key_tuple] = info.event_nid
+        near = self.current if self.current is not None else None
+        return await self.session.store(self.room.room_nid, state, near=near)
+
+    async def _after(self, event_id: str) -> Snapshot:
+        """The state after one event of the room (with state known)."""
+        record = self.records.get(event_id)
+        if record is not None:
+            if record.state_before is None:
+                raise missing_events("prev events (or their state)", [event_id])
+            if record.contributes_state and record.key is not None:
+                return await self.session.derive(record.state_before, {record.key: record.nid})
+            return record.state_before
+        info = self.known[event_id]
+        if info.state_snapshot_nid is None:
+            raise missing_events("prev events (or their state)", [event_id])
+        before = await self.session.snapshot(info.state_snapshot_nid)
+        if info.is_state and not info.is_rejected:
+            return await self.session.derive(before, {info.state_key_tuple: info.event_nid})
+        return before
+
+    async def _state_after(self, event_ids: Sequence[str]) -> Snapshot:
+        """The state after several events: resolved by the room version's algorithm when
+        their states differ. No events: the empty state (before a create event)."""
+        if not event_ids:
+            return self.session.empty(self.room.room_nid)
+        afters: dict[int, Snapshot] = {}
+        for event_id in event_ids:
+            snap = await self._after(event_id)
+            afters.setdefault(snap.state_hash, snap)
+        if len(afters) == 1:
+            return next(iter(afters.values()))
+        # Resolution reads events (and auth chains) from storage: write what is decided.
+        await self._write_events()
+        return await resolve_snapshots(
+            self.session, self.version, list(afters.values()), resolver=self.resolver
+        )
+
+    async def _state_after_nids(self, nids: Sequence[EventNID]) -> Snapshot:
+        ids = []
+        for n in nids:
+            record = self.by_nid.get(n)
+            ids.append(record.event.event_id if record is not None else await self._id_of(n))
+        return await self._state_after(ids)
+
+    async def _id_of(self, nid: EventNID) -> str:
+        found = await self.tables.events.by_nid([nid])
+        info = found[nid]
+        self.known[info.event_id] = info
+        return info.event_id
+
+    # -- the room after a new event --
+
+    async def _advance_room(self, record: _Record, item: InputEvent) -> None:
+        ev = record.event
+        prev_nids = {self._nid_of(p) for p in ev.prev_event_ids}
+        old_latest = self.latest
+        new_latest = [n for n in old_latest if n not in prev_nids]
+        if record.nid not in new_latest and not await self._referenced(ev.event_id):
+            new_latest.append(record.nid)
+        old_current = self.current
+        if new_latest == [record.nid] and record.state_before is not None:
+            if record.contributes_state and record.key is not None:
+                new_current = await self.session.derive(
+                    record.state_before, {record.key: record.nid}
+                )
+            else:
+                new_current = record.state_before
+        else:
+            new_current = await self._state_after_nids(new_latest)
+        if old_current is None:
+            removed: StateMap = {}
+            added = await self.session.full(new_current)
+        else:
+            removed, added = await self.session.diff(old_current, new_current)
+        assert record.state_before is not None
+        before_removes, before_adds = await self.session.diff(new_current, record.state_before)
+        await self._membership_changes(record, removed, added)
+
+        last_sent = self.last_sent
+        self.latest, self.current, self.last_sent = new_latest, new_current, record.nid
+        self.room_changed = True
+        latest_snapshot = list(new_latest)
+        headered = ev.headered()
+        self.output_nids.update(latest_snapshot)
+        for m in (removed, added, before_removes, before_adds):
+            self.output_nids.update(m.values())
+        if last_sent:
+            self.output_nids.add(last_sent)
+
+        def build(ids: Mapping[EventNID, str]) -> bytes:
+            return payloads.new_room_event(
+                headered,
+                latest_event_ids=[ids[n] for n in latest_snapshot],
+                adds_state_event_ids=sorted(ids[n] for n in added.values()),
+                removes_state_event_ids=sorted(ids[n] for n in removed.values()),
+                last_sent_event_id=ids[last_sent] if last_sent else "",
+                state_before_adds_event_ids=sorted(ids[n] for n in before_adds.values()),
+                state_before_removes_event_ids=sorted(ids[n] for n in before_removes.values()),
+                send_as_server=item.send_as_server,
+                transaction_id=item.transaction.as_json() if item.transaction else None,
+            )
+
+        self.outputs.append(build)
+
+    def _output_historical(self, record: _Record, item: InputEvent) -> None:
+        headered = record.event.headered()
+
+        def build(ids: Mapping[EventNID, str]) -> bytes:
+            return payloads.new_room_event(
+                headered,
+                latest_event_ids=[],
+                adds_state_event_ids=[],
+                removes_state_event_ids=[],
+                last_sent_event_id="",
+                state_before_adds_event_ids=[],
+                state_before_removes_event_ids=[],
+                send_as_server=item.send_as_server,
+                transaction_id=item.transaction.as_json() if item.transaction else None,
+                historical=True,
+            )
+
+        self.outputs.append(build)
+
+    async def _referenced(self, event_id: str) -> bool:
+        """Whether a stored or earlier event already names ``event_id`` as a prev event (then
+        it arrived late and is not a forward extremity)."""
+        if event_id in self.referenced_late:
+            return True
+        return any(prev_id == event_id for _, prev_id, _ in self.edges)
+
+    async def _membership_changes(
+        self, record: _Record, removed: StateMap, added: StateMap
+    ) -> None:
+        """Memberships and invites follow the current state's member events."""
+        member = EventTypeNIDs.MEMBER
+        changed = {k for k in (*removed, *added) if k.type_nid == member}
+        if not changed:
+            return
+        nids = [n for k in changed for n in (removed.get(k), added.get(k)) if n]
+        events = await self._events_by_nid(nids)
+        for key in sorted(changed):
+            new_nid = added.get(key)
+            old_nid = removed.get(key)
+            new_ev = events.get(new_nid) if new_nid else None
+            old_ev = events.get(old_nid) if old_nid else None
+            new_m = _membership(new_ev)
+            old_m = _membership(old_ev)
+            if new_ev is None or new_nid is None:
+                continue
+            self.memberships.append(
+                (
+                    MembershipInfo(self.room.room_nid, key.state_key_nid, 0, new_m, new_nid),
+                    new_ev.sender,
+                )
+            )
+            if new_m is Membership.INVITE and old_m is not Membership.INVITE:
+                invite = InviteInfo(
+                    new_ev.event_id,
+                    self.room.room_nid,
+                    key.state_key_nid,
+                    0,
+                    orjson.dumps(new_ev.headered()),
+                )
+                self.invites.append((invite, new_ev.sender))
+                self.outputs.append(
+                    payloads.new_invite_event(new_ev.headered(), self.version.identifier)
+                )
+            elif new_m is not Membership.INVITE and old_m is Membership.INVITE:
+                self.retire.append(
+                    (key.state_key_nid, new_ev.state_key or "", new_m, new_ev.event_id)
+                )
+
+    # -- writing --
+
+    async def _write_events(self) -> None:
+        """Write the decided events (and the snapshots they point at)."""
+        if not self.pending:
+            return
+        snapshots = [r.state_before for r in self.pending if r.state_before is not None]
+        snapshot_nids = iter(await self.session.flush(snapshots))
+        rows = []
+        for r in self.pending:
+            snapshot_nid = next(snapshot_nids) if r.state_before is not None else None
+            rows.append(
+                NewEvent(
+                    event_id=r.event.event_id,
+                    room_nid=self.room.room_nid,
+                    type_nid=self.type_nids[r.event.type],
+                    state_key_nid=r.key.state_key_nid if r.key is not None else None,
+                    depth=r.event.depth,
+                    auth_event_nids=[
+                        n
+                        for a in (*r.event.auth_event_ids, *self._implied_auth(r.event))
+                        if (n := self._nid_of(a)) is not None
+                    ],
+                    json=orjson.dumps(r.event.pdu),
+                    state_snapshot_nid=snapshot_nid,
+                    is_outlier=r.state_before is None,
+                    is_rejected=r.rejected,
+                    rejection_reason=r.reason if r.rejected else "",
+                    is_soft_failed=r.soft_failed,
+                    event_nid=r.nid,
+                )
+            )
+        await self.tables.events.insert(rows)
+        for r in self.pending:  # later reads in this batch see them as stored
+            self.known[r.event.event_id] = _info_of(r, self.room.room_nid, self.type_nids)
+        self.pending = []
+
+    async def _write(self) -> BatchOutput:
+        await self._write_events()
+        if self.edges:
+            await self.tables.previous_events.add(self.room.room_nid, self.edges)
+        if self.room_changed:
+            current_nid = None
+            if self.current is not None:
+                (current_nid,) = await self.session.flush([self.current])
+            await self.tables.rooms.update_latest(
+                self.room.room_nid, self.latest, self.last_sent, current_nid
+            )
+        senders = sorted({s for _, s in self.memberships} | {s for _, s in self.invites})
+        sender_nids = await self.tables.event_state_keys.assign(senders) if senders else {}
+        if self.memberships:
+            await self.tables.memberships.upsert(
+                [replace(m, sender_nid=sender_nids[s]) for m, s in self.memberships]
+            )
+        if self.invites:
+            await self.tables.invites.insert(
+                [replace(i, sender_nid=sender_nids[s]) for i, s in self.invites]
+            )
+        for target_nid, user_id, membership, by_event in self.retire:
+            for invite_id in await self.tables.invites.retire(self.room.room_nid, target_nid):
+                self.outputs.append(
+                    payloads.retire_invite_event(
+                        invite_id, user_id, by_event, membership.content_value
+                    )
+                )
+        for session_id, user_id, txn_id, event_id in self.transactions:
+            await self.tables.transactions.insert(session_id, user_id, txn_id, event_id)
+        out = BatchOutput()
+        if self.outputs:
+            ids = await self._event_ids(self.output_nids)
+            out.output_positions = await self.tables.output.append(
+                [o if isinstance(o, bytes) else o(ids) for o in self.outputs]
+            )
+        return out
+
+    async def _event_ids(self, nids: Iterable[EventNID]) -> dict[EventNID, str]:
+        ids = {n: self.by_nid[n].event.event_id for n in nids if n in self.by_nid}
+        stored = [n for n in nids if n not in ids]
+        if stored:
+            ids.update(await self.tables.events.event_ids(stored))
+        return ids
+
+
+def _membership(event: Event | None) -> Membership:
+    if event is None:
+        return Membership.LEAVE
+    try:
+        return Membership.from_content(event.membership or "leave")
+    except ValueError:
+        return Membership.LEAVE
+
+
+def _info_of(r: _Record, room_nid: int, type_nids: Mapping[str, int]) -> EventInfo:
+    return EventInfo(
+        event_nid=r.nid,
+        event_id=r.event.event_id,
+        room_nid=room_nid,
+        type_nid=type_nids[r.event.type],
+        state_key_nid=r.key.state_key_nid if r.key is not None else None,
+        depth=r.event.depth,
+        state_snapshot_nid=r.state_before.nid if r.state_before is not None else None,
+        auth_event_nids=(),
+        is_outlier=r.state_before is None,
+        is_rejected=r.rejected,
+        is_soft_failed=r.soft_failed,
+        rejection_reason=r.reason,
+    )

@@ -1,0 +1,49 @@
+"""Room state at events: load it, compute it after events, store it as reusable blocks.
+
+- :class:`StateSession`: the state reads and writes of one transaction (load snapshots,
+  look up keys, whole states, differences, derive new states in memory, flush them);
+- :func:`state_after_events`: the state before a new event, resolved when its prev events
+  disagree (the resolver is injectable);
+- :func:`collect_garbage`: remove snapshots and blocks nothing references;
+- :mod:`.packing`: how states are cut into buckets and deltas (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from roomserver.storage.tables import Tables
+from roomserver.types import StateKeyTuple, StateMap, StateSnapshotNID
+
+from .gc import GarbageReport, collect_garbage
+from .packing import DEFAULT_PACKING, Packing
+from .resolution import Resolver, default_resolver, state_after_events
+from .session import MissingStateError, Snapshot, StateSession
+
+__all__ = [
+    "DEFAULT_PACKING",
+    "GarbageReport",
+    "MissingStateError",
+    "Packing",
+    "Resolver",
+    "Snapshot",
+    "StateSession",
+    "collect_garbage",
+    "default_resolver",
+    "load_state",
+    "state_after_events",
+]
+
+
+async def load_state(
+    tables: Tables,
+    snapshot_nid: StateSnapshotNID,
+    keys: Iterable[StateKeyTuple] | None = None,
+) -> StateMap:
+    """The state at a snapshot: all of it (two queries), or only ``keys`` (reading only the
+    blocks that hold them)."""
+    session = StateSession(tables)
+    snapshot = await session.snapshot(snapshot_nid)
+    if keys is None:
+        return await session.full(snapshot)
+    return await session.lookup(snapshot, keys)

@@ -1,0 +1,210 @@
+"""The SQLite backend: aiosqlite connections behind the :class:`~.database.Connection` protocol.
+
+One writer connection, shared by every write transaction in turn (SQLite has one writer per
+database anyway, and one connection is faster than several fighting for the lock), plus a few
+read-only connections that WAL mode lets read while the writer writes.
+
+The table code's PostgreSQL-style SQL is adapted here: ``$n`` placeholders become SQLite's
+``?`` (arguments reordered to match), and list arguments are bound as JSON text for
+``json_each``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from .database import Backend, Dialect, Row
+
+SQLITE = Dialect(Backend.SQLITE, max_params=32766)
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+@lru_cache(maxsize=1024)
+def _translate(sql: str) -> tuple[str, tuple[int, ...]]:
+    """``$n`` placeholders -> anonymous ``?`` and the argument index each one takes.
+
+    Not SQLite's own ``?n``: its parser looks numbered parameters up linearly, which makes
+    a statement of a few thousand rows take a second to prepare instead of milliseconds.
+    """
+    order: list[int] = []
+
+    def anonymous(match: re.Match[str]) -> str:
+        order.append(int(match[1]) - 1)
+        return "?"
+
+    return _PLACEHOLDER.sub(anonymous, sql), tuple(order)
+
+
+def _value(arg: Any) -> Any:
+    if isinstance(arg, (list, tuple, set, frozenset)):
+        return orjson.dumps(list(arg)).decode()  # read back by json_each
+    return arg
+
+
+def _bind(order: tuple[int, ...], args: Sequence[Any]) -> list[Any]:
+    values = [_value(a) for a in args]
+    if len(order) == len(values) and all(i == n for n, i in enumerate(order)):
+        return values
+    return [values[i] for i in order]
+
+
+def split_statements(script: str) -> list[str]:
+    """The complete statements of ``script`` (``executescript`` would commit first)."""
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \t\r\n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {buffer[:80]!r}")
+    return statements
+
+
+class SqliteConnection:
+    dialect = SQLITE
+
+    __slots__ = ("_conn", "flags")
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.flags: set[str] = set()
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        text, order = _translate(sql)
+        await self._conn.execute_fetchall(text, _bind(order, args))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        text, order = _translate(sql)
+        await self._conn.executemany(text, [_bind(order, r) for r in rows])
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        text, order = _translate(sql)
+        return list(await self._conn.execute_fetchall(text, _bind(order, args)))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        text, order = _translate(sql)
+        rows = await self._conn.execute_fetchall(text, _bind(order, args))
+        for row in rows:
+            return row
+        return None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    async def script(self, sql: str) -> None:
+        for statement in split_statements(sql):
+            await self._conn.execute_fetchall(statement)
+
+
+class SqliteDatabase:
+    dialect = SQLITE
+
+    def __init__(self, writer: aiosqlite.Connection, readers: list[aiosqlite.Connection]) -> None:
+        self._writer = writer
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers = readers
+        for reader in readers:
+            self._readers.put_nowait(reader)
+
+    @classmethod
+    async def connect(
+        cls,
+        path: str,
+        *,
+        readers: int = 2,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 30_000,
+    ) -> SqliteDatabase:
+        """``synchronous=FULL`` by default: a committed output log row survives power loss."""
+        opened: list[aiosqlite.Connection] = []
+        try:
+            writer = await cls._open(path, busy_timeout_ms)
+            opened.append(writer)
+            await writer.execute_fetchall(f"PRAGMA synchronous = {synchronous}")
+            if path != ":memory:":
+                await cls._use_wal(writer, busy_timeout_ms)
+                for _ in range(readers):
+                    reader = await cls._open(path, busy_timeout_ms)
+                    opened.append(reader)
+                    await reader.execute_fetchall("PRAGMA query_only = ON")
+        except BaseException:
+            for conn in opened:  # their threads would keep the process from exiting
+                await conn.close()
+            raise
+        return cls(writer, opened[1:])
+
+    @staticmethod
+    async def _use_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+        """Switch a new database file to WAL (it stays so). Several processes opening a new
+        file at once race for the switch, and SQLite reports that race as "locked" without
+        waiting (to avoid a deadlock), so wait here."""
+        deadline = asyncio.get_running_loop().time() + busy_timeout_ms / 1000
+        while True:
+            try:
+                await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                locked = "locked" in str(e) or "busy" in str(e)
+                if not locked or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
+
+    @staticmethod
+    async def _open(path: str, busy_timeout_ms: int) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        await conn.execute_fetchall(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        return conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteConnection]:
+        async with self._write_lock:
+            if self._writer.in_transaction:  # left open by a task cancelled mid-statement
+                await self._rollback()
+            await self._writer.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                yield SqliteConnection(self._writer)
+            except BaseException:
+                await self._rollback()
+                raise
+            try:
+                await self._writer.execute_fetchall("COMMIT")
+            except BaseException:
+                await self._rollback()
+                raise
+
+    async def _rollback(self) -> None:
+        if self._writer.in_transaction:
+            await self._writer.execute_fetchall("ROLLBACK")
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[SqliteConnection]:
+        if not self._all_readers:  # in memory: one connection, so reads wait for writes
+            async with self._write_lock:
+                yield SqliteConnection(self._writer)
+            return
+        reader = await self._readers.get()
+        try:
+            yield SqliteConnection(reader)
+        finally:
+            self._readers.put_nowait(reader)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            for reader in self._all_readers:
+                await reader.close()
+            await self._writer.close()

@@ -1,0 +1,43 @@
+"""``transactions``: a client's (session, user, transaction ID) -> the event it sent.
+
+Lets the input pipeline answer a retried client request with the event the first attempt
+created, instead of sending the event twice.
+"""
+
+from __future__ import annotations
+
+from ._base import Table
+
+
+class Transactions(Table):
+    __slots__ = ()
+
+    async def insert(
+        self, session_id: int, user_id: str, transaction_id: str, event_id: str
+    ) -> str:
+        """Record the transaction; returns the event ID it maps to (the first one recorded,
+        if the transaction was seen before)."""
+        row = await self._conn.fetchrow(
+            "INSERT INTO transactions (session_id, user_id, transaction_id, event_id)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING event_id",
+            session_id,
+            user_id,
+            transaction_id,
+            event_id,
+        )
+        if row is not None:
+            return str(row[0])
+        existing = await self.event_id(session_id, user_id, transaction_id)
+        if existing is None:
+            raise RuntimeError("transaction row vanished while being recorded")
+        return existing
+
+    async def event_id(self, session_id: int, user_id: str, transaction_id: str) -> str | None:
+        value = await self._conn.fetchval(
+            "SELECT event_id FROM transactions"
+            " WHERE session_id = $1 AND user_id = $2 AND transaction_id = $3",
+            session_id,
+            user_id,
+            transaction_id,
+        )
+        return None if value is None else str(value)
