@@ -43,6 +43,10 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("M_NOT_JSON", "request body is not valid JSON"), 400)
+    if any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes | str)
+           for e in errors):  # fmt: skip
+        message = "request body must be a JSON object sent as Content-Type: application/json"
+        return JSONResponse(error_body("M_NOT_JSON", message), 400)
     parts = []
     for e in errors[:5]:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")

@@ -123,10 +123,29 @@ class RoomBatch:
             if event_id in self.known or event_id in self.records:
                 results.append(EventResult(event_id, Outcome.ALREADY_KNOWN))
                 continue
+            sent = await self._sent_in_transaction(item)
+            if sent is not None:  # a client retry that made a new event: answer the first one
+                results.append(EventResult(sent, Outcome.ALREADY_KNOWN, "transaction ID seen"))
+                continue
             record = await self._process(item, next(nids))
             results.append(self._result(record))
         self.output_positions = (await self._write()).output_positions
         return results
+
+    async def _sent_in_transaction(self, item: InputEvent) -> str | None:
+        txn = item.transaction
+        if txn is None:
+            return None
+        for session_id, sender, txn_id, event_id in self.transactions:
+            if (session_id, sender, txn_id) == (
+                txn.session_id,
+                item.event.sender,
+                txn.transaction_id,
+            ):
+                return event_id
+        return await self.tables.transactions.event_id(
+            txn.session_id, item.event.sender, txn.transaction_id
+        )
 
     @staticmethod
     def _result(record: _Record) -> EventResult:

@@ -15,6 +15,7 @@ from typing import Any
 from signedjson.key import generate_signing_key
 from signedjson.types import SigningKey
 
+from .auth import auth_types_for_event
 from .events import CREATE, Event, parse_pdu
 from .hashing import content_hash, reference_sha256
 from .room_versions import EventFormat, RoomVersion
@@ -93,3 +94,103 @@ def _refs(events: Sequence[Event], version: RoomVersion) -> list[Any]:
 def room_id_for(create: Event) -> str:
     """The room ID a v12 create event names (``!`` + its event ID's hash)."""
     return "!" + create.event_id[1:]
+
+
+class RoomBuilder:
+    """A room grown event by event: each event cites the room's latest events (or given
+    ones) and the auth events the rules select from the room's state (or a given state).
+
+    One :class:`EventBuilder` per server signs its users' events. Timestamps count up from
+    ``ts`` so that two rooms built in the same millisecond still differ (a v12 room ID is
+    the hash of its create event).
+    """
+
+    _serial = itertools.count(1)
+
+    def __init__(
+        self,
+        version: RoomVersion,
+        creator: str,
+        *,
+        builders: dict[str, EventBuilder] | None = None,
+        room_id: str | None = None,
+        ts: int | None = None,
+        create_content: dict[str, Any] | None = None,
+    ) -> None:
+        self.version = version
+        self.builders = builders if builders is not None else {}
+        self.ts = ts if ts is not None else 1_700_000_000_000 + next(self._serial) * 1_000_000
+        self.state: dict[tuple[str, str], Event] = {}
+        self.latest: list[Event] = []
+        self.events: list[Event] = []
+        content: dict[str, Any] = {"room_version": version.identifier}
+        if not version.implicit_room_creator:
+            content["creator"] = creator
+        content.update(create_content or {})
+        server = creator.split(":", 1)[1]
+        self.room_id = room_id or f"!r{next(self._serial)}x{self.ts}:{server}"
+        self.create = self.send(CREATE, creator, content, "")
+        self.room_id = self.create.room_id
+
+    def builder(self, user_id: str) -> EventBuilder:
+        server = user_id.split(":", 1)[1]
+        if server not in self.builders:
+            self.builders[server] = EventBuilder(server)
+        return self.builders[server]
+
+    def event(
+        self,
+        type: str,
+        sender: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        *,
+        prev: Sequence[Event] | None = None,
+        state: dict[tuple[str, str], Event] | None = None,
+        **kwargs: Any,
+    ) -> Event:
+        """A new event, not applied to the room (see :meth:`apply`)."""
+        state = self.state if state is None else state
+        prev_events = list(prev) if prev is not None else list(self.latest)
+        self.ts += 1
+        common: dict[str, Any] = dict(
+            type=type,
+            sender=sender,
+            content=content,
+            state_key=state_key,
+            room_id=self.room_id,
+            origin_server_ts=self.ts,
+            prev_events=prev_events,
+            **kwargs,
+        )
+        b = self.builder(sender)
+        draft = b.build(self.version, **common)
+        skip_create = self.version.room_id_from_create_event
+        auth = [
+            state[k]
+            for k in auth_types_for_event(draft)
+            if k in state and not (skip_create and k[0] == CREATE)
+        ]
+        return b.build(self.version, auth_events=auth, **common)
+
+    def apply(self, event: Event) -> Event:
+        """Make ``event`` the room's latest event and, for a state event, part of its state."""
+        self.events.append(event)
+        cited = set(event.prev_event_ids)
+        self.latest = [e for e in self.latest if e.event_id not in cited] + [event]
+        if event.state_key is not None:
+            self.state[event.state_tuple] = event
+        return event
+
+    def send(
+        self,
+        type: str,
+        sender: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        **kw: Any,
+    ) -> Event:
+        return self.apply(self.event(type, sender, content, state_key, **kw))
+
+    def join(self, user_id: str) -> Event:
+        return self.send("m.room.member", user_id, {"membership": "join"}, user_id)

@@ -1,4 +1,4 @@
-"""An HTTP client of a real app (lifespan run, real database of each backend)."""
+"""A real app (lifespan run, real database of each backend) and HTTP clients of it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from roomserver.api.app import create_app
 from roomserver.client import RoomserverClient
@@ -13,13 +14,19 @@ from roomserver.config import Settings
 
 
 @pytest.fixture
-async def http(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """Raw HTTP against the app on a fresh database (both backends)."""
-    app = create_app(Settings(database_url=database_url, server_name="test.local"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://rs") as client:
-            yield client
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The app on a fresh database (both backends), started and stopped around the test."""
+    application = create_app(Settings(database_url=database_url, server_name="test.local"))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Raw HTTP against the app."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://rs") as client:
+        yield client
 
 
 @pytest.fixture
