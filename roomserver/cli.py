@@ -1,8 +1,11 @@
-"""The ``roomserver`` command: ``serve`` and the operator's maintenance commands."""
+"""roomserver: serve the API, or run an operator's command (migrate, gc).
+
+Every command reads the same ROOMSERVER_* settings as the service."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 
 from pydantic import ValidationError
@@ -25,6 +28,37 @@ def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level=args.log_level)
 
 
+def _migrate(_: argparse.Namespace) -> None:
+    from roomserver.storage import migrate
+
+    applied = asyncio.run(migrate(_settings().database_url))
+    if applied:
+        for m in applied:
+            print(f"applied {m.version:04d} {m.name}")
+    else:
+        print("the database schema is up to date")
+
+
+def _gc(args: argparse.Namespace) -> None:
+    from roomserver.state import collect_garbage
+    from roomserver.storage import Storage
+
+    async def run() -> None:
+        storage = await Storage.open(_settings().database_url)
+        try:
+            report = await collect_garbage(storage, dry_run=args.dry_run)
+        finally:
+            await storage.close()
+        verb = "would remove" if args.dry_run else "removed"
+        print(
+            f"{verb} {report.snapshots} state snapshots and {report.blocks} state blocks"
+            f" no longer referenced; {report.live_snapshots} snapshots and"
+            f" {report.live_blocks} blocks are live"
+        )
+
+    asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="roomserver", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +70,15 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=7770, help="port to listen on (default 7770)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate.set_defaults(func=_migrate)
+
+    gc = commands.add_parser(
+        "gc", help="remove state snapshots and blocks that nothing references any more"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    gc.set_defaults(func=_gc)
 
     args = parser.parse_args(argv)
     args.func(args)
