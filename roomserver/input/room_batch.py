@@ -23,9 +23,9 @@ from roomserver.matrix.errors import AuthError
 from roomserver.matrix.events import CREATE, Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import Resolver, Snapshot, StateSession
+from roomserver.state import MissingStateError, Resolver, Snapshot, StateSession, state_after_events
 from roomserver.state.event_loader import EventLoader
-from roomserver.state.resolution import resolve_snapshots
+from roomserver.state.resolution import PendingEvents
 from roomserver.storage.tables import (
     EventInfo,
     InviteInfo,
@@ -107,6 +107,10 @@ class RoomBatch:
         self.output_nids: set[EventNID] = set()
         self.transactions: list[tuple[int, str, str, str]] = []
         self.referenced_late: set[str] = set()
+        # This batch's events as the state layer sees them until they are written.
+        self.pending_events: dict[EventNID, Event] = {}
+        self.pending_snapshots: dict[EventNID, Snapshot] = {}
+        self.pending_rejected: set[EventNID] = set()
         self.output_positions: list[int] = []
 
     # -- the batch --
@@ -215,12 +219,15 @@ class RoomBatch:
         record = _Record(ev, nid, key, None)
         self.records[ev.event_id] = record
         self.by_nid[nid] = record
+        self.pending_events[nid] = ev
         if item.pre_rejection:
             record.rejected, record.reason = True, item.pre_rejection
         else:
             await self._check_against_auth_events(record)
         if item.kind is InputKind.OUTLIER:
             self.pending.append(record)
+            if record.rejected:
+                self.pending_rejected.add(nid)
             return record
 
         if item.state_event_ids is not None:
@@ -242,6 +249,9 @@ class RoomBatch:
                 record.soft_failed = True
                 record.reason = f"against the current state of the room: {reason}"
         self.pending.append(record)
+        self.pending_snapshots[nid] = record.state_before
+        if record.rejected:
+            self.pending_rejected.add(nid)
         for prev_id in ev.prev_event_ids:
             prev_nid = self._nid_of(prev_id)
             self.edges.append((nid, prev_id, prev_nid))
@@ -343,39 +353,34 @@ class RoomBatch:
         near = self.current if self.current is not None else None
         return await self.session.store(self.room.room_nid, state, near=near)
 
-    async def _after(self, event_id: str) -> Snapshot:
-        """The state after one event of the room (with state known)."""
+    def _info(self, event_id: str) -> EventInfo:
+        """What the state layer needs of an event: stored, or of this batch (pending)."""
         record = self.records.get(event_id)
         if record is not None:
-            if record.state_before is None:
-                raise missing_events("prev events (or their state)", [event_id])
-            if record.contributes_state and record.key is not None:
-                return await self.session.derive(record.state_before, {record.key: record.nid})
-            return record.state_before
-        info = self.known[event_id]
-        if info.state_snapshot_nid is None:
-            raise missing_events("prev events (or their state)", [event_id])
-        before = await self.session.snapshot(info.state_snapshot_nid)
-        if info.is_state and not info.is_rejected:
-            return await self.session.derive(before, {info.state_key_tuple: info.event_nid})
-        return before
+            return _info_of(record, self.room.room_nid, self.type_nids)
+        return self.known[event_id]
 
     async def _state_after(self, event_ids: Sequence[str]) -> Snapshot:
         """The state after several events: resolved by the room version's algorithm when
         their states differ. No events: the empty state (before a create event)."""
         if not event_ids:
             return self.session.empty(self.room.room_nid)
-        afters: dict[int, Snapshot] = {}
-        for event_id in event_ids:
-            snap = await self._after(event_id)
-            afters.setdefault(snap.state_hash, snap)
-        if len(afters) == 1:
-            return next(iter(afters.values()))
-        # Resolution reads events (and auth chains) from storage: write what is decided.
-        await self._write_events()
-        return await resolve_snapshots(
-            self.session, self.version, list(afters.values()), resolver=self.resolver
+        pending = PendingEvents(
+            snapshots=self.pending_snapshots,
+            events=self.pending_events,
+            rejected=frozenset(self.pending_rejected),
         )
+        try:
+            return await state_after_events(
+                self.session,
+                self.version,
+                [self._info(e) for e in event_ids],
+                pending=pending,
+                resolver=self.resolver,
+            )
+        except MissingStateError:
+            unknown = [e for e in event_ids if self._info(e).is_outlier]
+            raise missing_events("prev events (or their state)", unknown) from None
 
     async def _state_after_nids(self, nids: Sequence[EventNID]) -> Snapshot:
         ids = []
@@ -515,7 +520,7 @@ class RoomBatch:
     # -- writing --
 
     async def _write_events(self) -> None:
-        """Write the decided events (and the snapshots they point at)."""
+        """Write the batch's events (and the snapshots they point at) in one go."""
         if not self.pending:
             return
         snapshots = [r.state_before for r in self.pending if r.state_before is not None]
@@ -545,8 +550,6 @@ class RoomBatch:
                 )
             )
         await self.tables.events.insert(rows)
-        for r in self.pending:  # later reads in this batch see them as stored
-            self.known[r.event.event_id] = _info_of(r, self.room.room_nid, self.type_nids)
         self.pending = []
 
     async def _write(self) -> BatchOutput:

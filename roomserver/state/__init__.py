@@ -17,7 +17,7 @@ from roomserver.types import StateKeyTuple, StateMap, StateSnapshotNID
 
 from .gc import GarbageReport, collect_garbage
 from .packing import DEFAULT_PACKING, Packing
-from .resolution import Resolver, default_resolver, state_after_events
+from .resolution import PendingEvents, Resolver, default_resolver, state_after_events
 from .session import MissingStateError, Snapshot, StateSession
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "GarbageReport",
     "MissingStateError",
     "Packing",
+    "PendingEvents",
     "Resolver",
     "Snapshot",
     "StateSession",

@@ -11,6 +11,7 @@ pipeline can substitute their own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
@@ -48,11 +49,27 @@ def default_resolver() -> Resolver:
 _MAX_RETRIES = 3
 
 
+@dataclass(frozen=True)
+class PendingEvents:
+    """Events of the batch being processed, not stored yet (their NIDs reserved).
+
+    A batch computes the state before each of its events before writing any of them, so
+    a prev event may be one of its own: its ``EventInfo`` (built by the caller, with the
+    reserved NID and ``state_snapshot_nid=None``) says what it is, ``snapshots`` holds the
+    state before it (unflushed), and ``events`` the parsed event for state resolution.
+    """
+
+    snapshots: Mapping[EventNID, Snapshot] = field(default_factory=dict)
+    events: Mapping[EventNID, Event] = field(default_factory=dict)
+    rejected: frozenset[EventNID] = frozenset()
+
+
 async def state_after_events(
     session: StateSession,
     room_version: RoomVersion,
     prev_events: Sequence[EventInfo],
     *,
+    pending: PendingEvents | None = None,
     resolver: Resolver | None = None,
 ) -> Snapshot:
     """The state after ``prev_events`` (of one room): the state before a new event.
@@ -60,24 +77,38 @@ async def state_after_events(
     Each prev event contributes the state before it plus its own entry (unless it is
     rejected or not a state event). When all agree, no event is loaded and the result is
     that state (derived in memory, written by :meth:`StateSession.flush`); otherwise the
-    states are resolved. Outliers have no known state and raise :class:`MissingStateError`.
+    states are resolved. Prev events of the batch itself are described by ``pending``.
+    Outliers have no known state and raise :class:`MissingStateError`.
     """
     if not prev_events:
         raise ValueError("the state after no events is not defined; use StateSession.empty")
+    pending = pending if pending is not None else PendingEvents()
     room_nids = {p.room_nid for p in prev_events}
     if len(room_nids) != 1:
         raise ValueError(f"prev events from several rooms: {sorted(room_nids)}")
-    unknown = [p.event_id for p in prev_events if p.state_snapshot_nid is None]
+    unknown = [
+        p.event_id
+        for p in prev_events
+        if p.state_snapshot_nid is None and p.event_nid not in pending.snapshots
+    ]
     if unknown:
         raise MissingStateError(f"no state known before {unknown}")
-    befores = await session.snapshots(p.state_snapshot_nid or 0 for p in prev_events)
+    stored = await session.snapshots(
+        p.state_snapshot_nid or 0 for p in prev_events if p.event_nid not in pending.snapshots
+    )
+    befores = {
+        p.event_nid: pending.snapshots[p.event_nid]
+        if p.event_nid in pending.snapshots
+        else stored[p.state_snapshot_nid or 0]
+        for p in prev_events
+    }
     contributing = [p for p in prev_events if p.is_state and not p.is_rejected]
     await session.lookup_many(  # one query for every block the derivations below read
-        [(befores[p.state_snapshot_nid or 0], [p.state_key_tuple]) for p in contributing]
+        [(befores[p.event_nid], [p.state_key_tuple]) for p in contributing]
     )
     afters: dict[int, Snapshot] = {}
     for prev in prev_events:
-        before = befores[prev.state_snapshot_nid or 0]
+        before = befores[prev.event_nid]
         if prev.is_state and not prev.is_rejected:
             after = await session.derive(before, {prev.state_key_tuple: prev.event_nid})
         else:
@@ -85,13 +116,14 @@ async def state_after_events(
         afters.setdefault(after.state_hash, after)
     if len(afters) == 1:
         return next(iter(afters.values()))
-    return await _resolve(session, room_version, list(afters.values()), resolver)
+    return await _resolve(session, room_version, list(afters.values()), pending, resolver)
 
 
 async def _resolve(
     session: StateSession,
     room_version: RoomVersion,
     candidates: list[Snapshot],
+    pending: PendingEvents,
     resolver: Resolver | None,
 ) -> Snapshot:
     tables = session.tables
@@ -101,7 +133,7 @@ async def _resolve(
     event_nids = {e for s in states for e in s.values()}
     types = await tables.event_types.strings(list(type_nids))
     keys = await tables.event_state_keys.strings(list(key_nids))
-    loaded = await _load_with_auth_chains(session, room_version, event_nids)
+    loaded = await _load_with_auth_chains(session, room_version, event_nids, pending)
     nid_of_id = {event_id: nid for nid, (event_id, _, _) in loaded.items()}
     ids = {nid: event_id for nid, (event_id, _, _) in loaded.items()}
     string_sets = [
@@ -122,7 +154,7 @@ async def _resolve(
             found = await tables.events.nids(sorted(e.event_ids))
             if not found:
                 raise
-            more = await _load_with_auth_chains(session, room_version, set(found.values()))
+            more = await _load_with_auth_chains(session, room_version, set(found.values()), pending)
             for nid, (event_id, event, is_rejected) in more.items():
                 events[event_id] = event
                 nid_of_id[event_id] = nid
@@ -148,37 +180,46 @@ async def _resolve(
 
 
 async def _load_with_auth_chains(
-    session: StateSession, room_version: RoomVersion, event_nids: set[EventNID]
+    session: StateSession,
+    room_version: RoomVersion,
+    event_nids: set[EventNID],
+    pending: PendingEvents,
 ) -> dict[EventNID, tuple[str, Event, bool]]:
     """``event_nids`` and their auth chains: NID -> (event ID, parsed event, rejected)."""
     tables = session.tables
+    nid_of_pending = {event.event_id: nid for nid, event in pending.events.items()}
     seen = set(event_nids)
     frontier = list(event_nids)
     while frontier:  # one light query (NIDs only) per level of the auth DAG
-        auth = await tables.events.auth_event_nids(frontier)
-        frontier = [a for nids in auth.values() for a in nids if a not in seen]
-        frontier = list(dict.fromkeys(frontier))
+        stored = [nid for nid in frontier if nid not in pending.events]
+        auth = await tables.events.auth_event_nids(stored) if stored else {}
+        cited = [a for nids in auth.values() for a in nids]
+        cited_ids = [
+            a
+            for nid in frontier
+            if nid in pending.events
+            for a in pending.events[nid].auth_event_ids
+        ]
+        unknown_ids = [a for a in cited_ids if a not in nid_of_pending]
+        known = await tables.events.nids(unknown_ids) if unknown_ids else {}
+        cited += [
+            nid_of_pending.get(a) or known[a]
+            for a in cited_ids
+            if a in nid_of_pending or a in known
+        ]
+        frontier = list(dict.fromkeys(a for a in cited if a not in seen))
         seen.update(frontier)
-    infos = await tables.events.by_nid(list(seen))
-    json = await tables.events.json(list(infos))
-    return {
-        nid: (
-            info.event_id,
-            Event(orjson.loads(json[nid]), room_version, info.event_id),
-            info.is_rejected,
-        )
-        for nid, info in infos.items()
-        if nid in json
+    out = {
+        nid: (event.event_id, event, nid in pending.rejected)
+        for nid, event in pending.events.items()
+        if nid in seen
     }
+    stored_nids = [nid for nid in seen if nid not in pending.events]
+    infos = await tables.events.by_nid(stored_nids)
+    json = await tables.events.json(list(infos))
+    for nid, info in infos.items():
+        if nid in json:
+            event = Event(orjson.loads(json[nid]), room_version, info.event_id)
+            out[nid] = (info.event_id, event, info.is_rejected)
+    return out
 
-
-async def resolve_snapshots(
-    session: StateSession,
-    room_version: RoomVersion,
-    candidates: Sequence[Snapshot],
-    *,
-    resolver: Resolver | None = None,
-) -> Snapshot:
-    """The resolution of several states of one room (they must differ), stored in memory
-    as a change of the nearest one. Every event of the states must be stored."""
-    return await _resolve(session, room_version, list(candidates), resolver)

@@ -146,6 +146,10 @@ class StateSession:
 
     def _adopt(self, row: SnapshotRow) -> Snapshot:
         is_base = row.base_snapshot_nid == 0
+        if not row.block_nids:  # every base lists at least one bucket: this one is gone
+            raise MissingStateError(
+                f"state snapshot {row.state_snapshot_nid}: base {row.base_snapshot_nid} not stored"
+            )
         base_nid = row.state_snapshot_nid if is_base else row.base_snapshot_nid
         base = self._bases.get(base_nid)
         if base is None:

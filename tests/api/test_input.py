@@ -253,3 +253,18 @@ async def test_a_fork_is_resolved_and_merged(client: RoomserverClient) -> None:
     )
     ids = {e["event_id"] for e in state.state_events}
     assert {left.event_id, right.event_id} <= ids
+
+
+async def test_a_fork_and_its_merge_in_one_batch(client: RoomserverClient) -> None:
+    room = public_room()
+    base = list(room.latest)
+    left = room.send("m.room.topic", ALICE, {"topic": "left"}, "", prev=base)
+    right = room.apply(room.event("m.room.name", ALICE, {"name": "right"}, "", prev=base))
+    merge = room.send("m.room.message", BOB, {"body": "merge"})
+    results = await send(client, *room.events)
+    assert {r.outcome for r in results} == {"accepted"}
+    assert await latest_ids(client, room.room_id) == [merge.event_id]
+    state = await client.query_state_after_events(
+        m.QueryStateAfterEventsRequest(room_id=room.room_id, prev_event_ids=[merge.event_id])
+    )
+    assert {left.event_id, right.event_id} <= {e["event_id"] for e in state.state_events}

@@ -10,8 +10,8 @@ import orjson
 from roomserver.matrix.builder import EventBuilder
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import RoomVersion, room_version
-from roomserver.state import Resolver, StateSession, state_after_events
-from roomserver.storage import NewEvent, Storage
+from roomserver.state import PendingEvents, Resolver, Snapshot, StateSession, state_after_events
+from roomserver.storage import EventInfo, NewEvent, Storage
 
 V10 = room_version("10")
 ROOM = "!room:example.org"
@@ -123,3 +123,75 @@ async def store_events(
             )
             nids[event.event_id] = nid
     return nids
+
+
+async def store_batch(
+    storage: Storage, events: Sequence[Event], *, resolver: Resolver | None = None
+) -> dict[str, int]:
+    """Store ``events`` as ONE batch, the way the input pipeline does: one transaction, event
+    NIDs reserved first, every state computed in memory (prev events of the batch described
+    by :class:`PendingEvents`), then one flush and one insert. Their NIDs."""
+    version = events[0].room_version
+    types = await storage.assign_event_type_nids([e.type for e in events])
+    keys = await storage.assign_state_key_nids(
+        [e.state_key for e in events if e.state_key is not None]
+    )
+    async with storage.transaction() as tx:
+        room = await tx.rooms.lock(
+            (await tx.rooms.get_or_create(events[0].room_id, version.identifier)).room_nid
+        )
+        known = await tx.events.lookup(
+            [i for e in events for i in (*e.prev_event_ids, *e.auth_event_ids)]
+        )
+        reserved = await tx.events.reserve_nids(len(events))
+        nid_of = {e.event_id: n for e, n in zip(events, reserved, strict=True)}
+        nid_of.update((i, info.event_nid) for i, info in known.items())
+        session = StateSession(tx)
+        snapshots: dict[int, Snapshot] = {}
+        infos: dict[str, EventInfo] = dict(known)
+        parsed: dict[int, Event] = {}
+        for event, nid in zip(events, reserved, strict=True):
+            if event.prev_event_ids:
+                before = await state_after_events(
+                    session,
+                    version,
+                    [infos[p] for p in event.prev_event_ids],
+                    pending=PendingEvents(snapshots, parsed),
+                    resolver=resolver,
+                )
+            else:
+                before = session.empty(room.room_nid)
+            snapshots[nid] = before
+            parsed[nid] = event
+            infos[event.event_id] = EventInfo(
+                event_nid=nid,
+                event_id=event.event_id,
+                room_nid=room.room_nid,
+                type_nid=types[event.type],
+                state_key_nid=None if event.state_key is None else keys[event.state_key],
+                depth=event.depth,
+                state_snapshot_nid=None,
+                auth_event_nids=tuple(nid_of[a] for a in event.auth_event_ids),
+                is_outlier=False,
+                is_rejected=False,
+                is_soft_failed=False,
+                rejection_reason="",
+            )
+        snapshot_nids = await session.flush([snapshots[n] for n in reserved])
+        await tx.events.insert(
+            [
+                NewEvent(
+                    event_id=e.event_id,
+                    room_nid=room.room_nid,
+                    type_nid=types[e.type],
+                    state_key_nid=None if e.state_key is None else keys[e.state_key],
+                    depth=e.depth,
+                    auth_event_nids=[nid_of[a] for a in e.auth_event_ids],
+                    json=orjson.dumps(e.pdu, option=orjson.OPT_SORT_KEYS),
+                    state_snapshot_nid=snapshot_nid,
+                    event_nid=nid,
+                )
+                for e, nid, snapshot_nid in zip(events, reserved, snapshot_nids, strict=True)
+            ]
+        )
+    return {e.event_id: n for e, n in zip(events, reserved, strict=True)}

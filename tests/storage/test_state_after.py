@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import pytest
+from roomgraph import RoomBuilder, store_batch, store_events
 
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.matrix.stateres import resolve_state
 from roomserver.state import MissingStateError, StateSession, load_state, state_after_events
 from roomserver.storage import Storage
-
-from .roomgraph import RoomBuilder, store_events
 
 StringState = dict[tuple[str, str], str]
 
@@ -189,3 +188,48 @@ async def test_outliers_have_no_state(storage: Storage) -> None:
             await state_after_events(StateSession(tx), room.version, [outlier])
         with pytest.raises(ValueError):
             await state_after_events(StateSession(tx), room.version, [])
+
+
+async def test_a_fork_inside_one_batch(storage: Storage) -> None:
+    """The pipeline's way: the whole fork and its merge in one transaction, nothing stored
+    until the end; resolution reads the batch's own events from memory."""
+    room = RoomBuilder()
+    bob = "@bob:example.org"
+    room.create_room(moderators=[bob])
+    room.join(bob)
+    await store_events(storage, room.events)  # an earlier batch
+    fork_point = room.events[-1]
+    branch_state = dict(room.state)
+    first = len(room.events)
+    a = room.add(
+        "m.room.topic", bob, {"topic": "a"}, state_key="", prev=[fork_point], state=branch_state
+    )
+    b = room.add(
+        "m.room.name", bob, {"name": "b"}, state_key="", prev=[fork_point], state=branch_state
+    )
+    c = room.add(
+        "m.room.topic",
+        "@alice:example.org",
+        {"topic": "c"},
+        state_key="",
+        prev=[b],
+        state=branch_state,
+    )
+    merge = room.add("m.room.message", bob, {"body": "m"}, prev=[a, c])
+    after = room.add("m.room.message", bob, {"body": "n"}, prev=[merge])
+    nids = await store_batch(storage, room.events[first:], resolver=resolve_state)
+    async with storage.read() as r:
+        infos = await r.events.by_nid(list(nids.values()))
+    states = {
+        e: await string_state(storage, infos[n].state_snapshot_nid or 0) for e, n in nids.items()
+    }
+    base = {k: e.event_id for k, e in branch_state.items()}
+    assert states[a.event_id] == states[b.event_id] == base
+    assert states[c.event_id] == {**base, ("m.room.name", ""): b.event_id}
+    sets = [
+        {**base, ("m.room.topic", ""): a.event_id},
+        {**base, ("m.room.name", ""): b.event_id, ("m.room.topic", ""): c.event_id},
+    ]
+    expected = resolve_state(room.version, sets, {e.event_id: e for e in room.events})
+    assert states[merge.event_id] == expected == states[after.event_id]
+    assert expected[("m.room.name", "")] == b.event_id

@@ -6,12 +6,11 @@ import asyncio
 import random
 
 import pytest
+from roomgraph import RoomBuilder, store_events
 
 from roomserver.state import MissingStateError, StateSession, collect_garbage, load_state
 from roomserver.storage import Storage
 from roomserver.types import StateKeyTuple, StateMap
-
-from .roomgraph import RoomBuilder, store_events
 
 
 async def states_of_events(storage: Storage) -> dict[int, StateMap]:
