@@ -242,7 +242,7 @@ class RoomBatch:
             item.kind is InputKind.NEW
             and not record.rejected
             and self.current is not None
-            and self.current is not record.state_before
+            and self.current.state_hash != record.state_before.state_hash
         ):
             reason = await self._auth_failure(ev, self.current)
             if reason is not None:
