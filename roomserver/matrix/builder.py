@@ -147,9 +147,11 @@ class RoomBuilder:
         *,
         prev: Sequence[Event] | None = None,
         state: dict[tuple[str, str], Event] | None = None,
+        auth: Sequence[Event] | None = None,
         **kwargs: Any,
     ) -> Event:
-        """A new event, not applied to the room (see :meth:`apply`)."""
+        """A new event, not applied to the room (see :meth:`apply`). It cites ``auth``, or
+        else the auth events the rules select from ``state`` (default: the room's)."""
         state = self.state if state is None else state
         prev_events = list(prev) if prev is not None else list(self.latest)
         self.ts += 1
@@ -164,14 +166,15 @@ class RoomBuilder:
             **kwargs,
         )
         b = self.builder(sender)
-        draft = b.build(self.version, **common)
-        skip_create = self.version.room_id_from_create_event
-        auth = [
-            state[k]
-            for k in auth_types_for_event(draft)
-            if k in state and not (skip_create and k[0] == CREATE)
-        ]
-        return b.build(self.version, auth_events=auth, **common)
+        if auth is None:
+            draft = b.build(self.version, **common)
+            skip_create = self.version.room_id_from_create_event
+            auth = [
+                state[k]
+                for k in auth_types_for_event(draft)
+                if k in state and not (skip_create and k[0] == CREATE)
+            ]
+        return b.build(self.version, auth_events=list(auth), **common)
 
     def apply(self, event: Event) -> Event:
         """Make ``event`` the room's latest event and, for a state event, part of its state."""

@@ -6,7 +6,6 @@ verdict flips, so a switch wired to the wrong version (or not at all) fails here
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from roomserver.matrix.auth import (
     check_auth_events,
     user_level,
 )
-from roomserver.matrix.builder import EventBuilder
+from roomserver.matrix.builder import EventBuilder, RoomBuilder
 from roomserver.matrix.errors import NonCanonicalJSON
 from roomserver.matrix.events import (
     ALIASES,
@@ -43,7 +42,6 @@ DAVE = "@dave:a.test"
 ALL_VERSIONS = list(KNOWN_ROOM_VERSIONS)
 
 _builders: dict[str, EventBuilder] = {}
-_room_counter = itertools.count(1)
 
 
 def builder_for(user_or_server: str) -> EventBuilder:
@@ -53,61 +51,17 @@ def builder_for(user_or_server: str) -> EventBuilder:
     return _builders[server]
 
 
-class Room:
-    """A room grown one accepted event at a time, with auth events picked from its state."""
+class Room(RoomBuilder):
+    """A linear room grown one accepted event at a time (each event checked by the rules)."""
 
     def __init__(self, version: RoomVersion, sender: str = ALICE, **create_content: Any) -> None:
-        content: dict[str, Any] = {"room_version": version.identifier}
-        if not version.implicit_room_creator:
-            content["creator"] = sender
-        content.update(create_content)
-        self.version = version
-        domain = sender.split(":", 1)[1]
-        n = next(_room_counter)
-        # A distinct timestamp per room: v12 create events name their room, so two rooms
-        # created in the same millisecond would otherwise be one.
-        self.create = builder_for(sender).build(
-            version,
-            type=CREATE,
-            sender=sender,
-            content=content,
-            state_key="",
-            room_id=f"!r{n}:{domain}",
-            origin_server_ts=1_700_000_000_000 + n,
-        )
-        self.room_id = self.create.room_id
-        self.events: dict[str, Event] = {self.create.event_id: self.create}
-        self.state: dict[tuple[str, str], Event] = {(CREATE, ""): self.create}
-        self.last = self.create
+        self.by_id: dict[str, Event] = {}
+        super().__init__(version, sender, builders=_builders, create_content=create_content)
 
-    def make(
-        self,
-        type: str,
-        sender: str,
-        content: dict[str, Any],
-        state_key: str | None = None,
-        *,
-        auth: list[Event] | None = None,
-        **kwargs: Any,
-    ) -> Event:
-        """An event on top of the room, citing the auth events the rules select."""
-        b = builder_for(sender)
-        common: dict[str, Any] = dict(
-            type=type, sender=sender, content=content, state_key=state_key, room_id=self.room_id
-        )
-        common.update(kwargs)
-        if auth is None:
-            draft = b.build(self.version, prev_events=[self.last], **common)
-            auth = [
-                self.state[k]
-                for k in auth_types_for_event(draft)
-                if k in self.state
-                and not (self.version.room_id_from_create_event and k[0] == CREATE)
-            ]
-        return b.build(self.version, prev_events=[self.last], auth_events=auth, **common)
+    make = RoomBuilder.event
 
     def cited(self, event: Event) -> list[Event]:
-        return [self.events[i] for i in event.auth_event_ids]
+        return [self.by_id[i] for i in event.auth_event_ids]
 
     def auth_list(self, event: Event) -> list[Event]:
         """What a caller hands to check_auth_events: the cited events (+ create in v12)."""
@@ -136,11 +90,8 @@ class Room:
 
     def force(self, event: Event) -> Event:
         """Put ``event`` into the room without checking it (to stage odd states)."""
-        self.events[event.event_id] = event
-        if event.state_key is not None:
-            self.state[event.state_tuple] = event
-        self.last = event
-        return event
+        self.by_id[event.event_id] = event
+        return self.apply(event)
 
     def send(
         self,
@@ -150,6 +101,8 @@ class Room:
         state_key: str | None = None,
         **kw: Any,
     ) -> Event:
+        if type == CREATE:  # RoomBuilder's own create event: accepted as is
+            return self.force(self.event(type, sender, content, state_key, **kw))
         return self.accept(self.make(type, sender, content, state_key, **kw))
 
     def join(self, user: str, **content: Any) -> Event:
@@ -316,7 +269,7 @@ def test_auth_events_structure(version: str) -> None:
     other = setup_room(version)
     foreign = other.state[(POWER_LEVELS, "")]
     other_room = crafted([e for e in cited if e.type != POWER_LEVELS] + [foreign])
-    room.events[foreign.event_id] = foreign
+    room.by_id[foreign.event_id] = foreign
     with pytest.raises(AuthError, match="is in room"):
         check_auth_events(other_room, room.auth_list(other_room))
 
