@@ -7,8 +7,8 @@ this lock keeps the tasks of one process from queueing on the database for the s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 
 class RoomLocks:
@@ -31,6 +31,15 @@ class RoomLocks:
             if self._users[room_id] == 0:
                 del self._users[room_id]
                 del self._locks[room_id]
+
+    @asynccontextmanager
+    async def hold_many(self, room_ids: Iterable[str]) -> AsyncIterator[None]:
+        """Every room's lock, taken in sorted order so that overlapping requests never
+        wait for each other in a cycle."""
+        async with AsyncExitStack() as stack:
+            for room_id in sorted(set(room_ids)):
+                await stack.enter_async_context(self.hold(room_id))
+            yield
 
     def __len__(self) -> int:
         return len(self._locks)

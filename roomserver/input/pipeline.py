@@ -1,14 +1,14 @@
 """The input API: events in, per-event outcomes out, serialised per room.
 
-Events of one request are grouped by room (order kept within a room); each room's group is
-one :class:`~roomserver.input.room_batch.RoomBatch` in one transaction, under the room's
-asyncio lock (this process) and its row lock (every process on the database). Rooms are
-processed concurrently.
+A request is all or nothing: its events are grouped by room (order kept within a room) and
+every group is processed in ONE transaction, one :class:`~roomserver.input.room_batch.RoomBatch`
+per room, under each room's asyncio lock (this process) and row lock (every process on the
+database), both taken in a fixed order so overlapping requests never deadlock. A refusal
+of any event (missing events, unknown room) rolls the whole request back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
@@ -20,10 +20,11 @@ from roomserver.input.room_batch import RoomBatch
 from roomserver.input.types import EventResult, InputEvent, InviteInput, Outcome
 from roomserver.matrix.auth import auth_types_for_event
 from roomserver.matrix.events import CREATE, MEMBER
+from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import Resolver
+from roomserver.state import Resolver, StateSession
 from roomserver.state.event_loader import EventLoader
-from roomserver.storage import Storage
+from roomserver.storage import RoomInfo, Storage, Tables
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +47,55 @@ class Input:
 
     async def input_room_events(self, items: Sequence[InputEvent]) -> list[EventResult]:
         """Process ``items``; one result per item, in order."""
+        if not items:
+            return []
         groups: dict[str, list[int]] = {}
         for index, item in enumerate(items):
             groups.setdefault(item.event.room_id, []).append(index)
+        versions = {r: _room_version(r, [items[i] for i in ix]) for r, ix in groups.items()}
+        type_nids, state_key_nids = await self._assign_nids(items)
         results: list[EventResult | None] = [None] * len(items)
-
-        async def run(room_id: str, indexes: list[int]) -> None:
-            outcome = await self._room(room_id, [items[i] for i in indexes])
-            for i, result in zip(indexes, outcome, strict=True):
-                results[i] = result
-
-        if len(groups) == 1:
-            ((room_id, indexes),) = groups.items()
-            await run(room_id, indexes)
-        else:
-            await asyncio.gather(*(run(r, ix) for r, ix in groups.items()))
+        positions: list[int] = []
+        payloads_out: list[bytes] = []
+        reserved: list[int] = []
+        async with self.locks.hold_many(groups):
+            try:
+                async with self.storage.transaction() as tx:
+                    rooms = await self._lock_rooms(tx, groups, items, versions)
+                    session = StateSession(tx)
+                    for room in sorted(rooms.values(), key=lambda r: r.room_nid):
+                        indexes = groups[room.room_id]
+                        batch = RoomBatch(
+                            tx,
+                            room,
+                            versions[room.room_id],
+                            type_nids=type_nids,
+                            state_key_nids=state_key_nids,
+                            resolver=self.resolver,
+                            loader=self.loader,
+                            session=session,
+                        )
+                        try:
+                            outcome = await batch.run([items[i] for i in indexes])
+                        finally:
+                            reserved.extend(batch.by_nid)
+                        for i, result in zip(indexes, outcome, strict=True):
+                            results[i] = result
+                        payloads_out.extend(batch.output_payloads)
+                    positions = await tx.output.append(payloads_out)
+            except BaseException:
+                # NIDs of a rolled-back batch may be handed out again (SQLite): forget them.
+                self.loader.discard(reserved)
+                raise
+        if positions and self.on_output is not None:
+            self.on_output(max(positions))
         return [r for r in results if r is not None]
 
-    async def _room(self, room_id: str, items: list[InputEvent]) -> list[EventResult]:
-        version = items[0].event.room_version
-        for item in items:
-            if item.event.room_version is not version:
-                raise bad_request(
-                    f"events of room {room_id} disagree on its room version", "M_BAD_JSON"
-                )
+    async def _assign_nids(
+        self, items: Sequence[InputEvent]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """NIDs of every type and state key the batch stores or its auth rules look up;
+        assigned (and committed) before the transaction, cached after."""
         types: set[str] = {MEMBER, CREATE}
         keys: set[str] = set()
         for item in items:
@@ -83,47 +109,39 @@ class Input:
                 keys.add(auth_key)
         type_nids = await self.storage.assign_event_type_nids(sorted(types))
         state_key_nids = await self.storage.assign_state_key_nids(sorted(keys))
+        return type_nids, state_key_nids
 
-        async with self.locks.hold(room_id):
-            reserved: list[int] = []
-            try:
-                async with self.storage.transaction() as tx:
-                    room = await tx.rooms.get(room_id)
-                    if room is None:
-                        if not any(
-                            i.event.type == CREATE and i.event.state_key == "" for i in items
-                        ):
-                            raise not_found(
-                                f"room {room_id} is not known to the roomserver"
-                                " (send its create event first)"
-                            )
-                        room = await tx.rooms.get_or_create(room_id, version.identifier)
-                    elif room.room_version != version.identifier:
-                        raise bad_request(
-                            f"room {room_id} has room version {room.room_version},"
-                            f" not {version.identifier}",
-                            "M_BAD_JSON",
-                        )
-                    room = await tx.rooms.lock(room.room_nid)
-                    batch = RoomBatch(
-                        tx,
-                        room,
-                        version,
-                        type_nids=type_nids,
-                        state_key_nids=state_key_nids,
-                        resolver=self.resolver,
-                        loader=self.loader,
+    async def _lock_rooms(
+        self,
+        tx: Tables,
+        groups: dict[str, list[int]],
+        items: Sequence[InputEvent],
+        versions: dict[str, RoomVersion],
+    ) -> dict[str, RoomInfo]:
+        """The rooms of the request, row-locked; created when the request brings their
+        create event, refused (404) when unknown otherwise."""
+        rooms = await tx.rooms.lock_many(list(groups))
+        for room_id, indexes in groups.items():
+            version = versions[room_id]
+            room = rooms.get(room_id)
+            if room is None:
+                if not any(
+                    items[i].event.type == CREATE and items[i].event.state_key == ""
+                    for i in indexes
+                ):
+                    raise not_found(
+                        f"room {room_id} is not known to the roomserver"
+                        " (send its create event first)"
                     )
-                    results = await batch.run(items)
-                    reserved = list(batch.by_nid)
-                    positions = batch.output_positions
-            except BaseException:
-                # NIDs of a rolled-back batch may be handed out again (SQLite): forget them.
-                self.loader.discard(reserved)
-                raise
-        if positions and self.on_output is not None:
-            self.on_output(positions[-1])
-        return results
+                created = await tx.rooms.get_or_create(room_id, version.identifier)
+                rooms[room_id] = await tx.rooms.lock(created.room_nid)
+            elif room.room_version != version.identifier:
+                raise bad_request(
+                    f"room {room_id} has room version {room.room_version},"
+                    f" not {version.identifier}",
+                    "M_BAD_JSON",
+                )
+        return rooms
 
     async def input_invites(self, invites: Sequence[InviteInput]) -> list[EventResult]:
         """Invites for local users to rooms this server may not be in (over federation).
@@ -175,3 +193,10 @@ class Input:
                 self.on_output(positions[-1])
             results.append(EventResult(ev.event_id, Outcome.ACCEPTED))
         return results
+
+
+def _room_version(room_id: str, items: Sequence[InputEvent]) -> RoomVersion:
+    version = items[0].event.room_version
+    if any(item.event.room_version is not version for item in items):
+        raise bad_request(f"events of room {room_id} disagree on its room version", "M_BAD_JSON")
+    return version

@@ -5,14 +5,16 @@ each event in memory (auth against its auth events, state before it, auth agains
 state, soft-fail against the current state, latest events, membership changes), and writes
 everything at the end in a fixed number of statements however many events it holds: event
 rows and JSON, snapshots and blocks, prev-event edges, the room row, memberships, invites,
-transactions, and last the output log rows. A crash anywhere rolls the whole batch back.
+transactions. It hands back the output log rows, which the caller appends last, just before
+committing (the log's lock is held from the append to the commit). A crash anywhere rolls
+the whole batch back.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import orjson
 
@@ -62,12 +64,6 @@ class _Record:
         return self.key is not None and not self.rejected
 
 
-@dataclass(slots=True)
-class BatchOutput:
-    results: list[EventResult] = field(default_factory=list)
-    output_positions: list[int] = field(default_factory=list)
-
-
 class RoomBatch:
     """See the module docstring. One instance per (room, transaction)."""
 
@@ -81,6 +77,7 @@ class RoomBatch:
         state_key_nids: Mapping[str, int],
         resolver: Resolver | None,
         loader: EventLoader,
+        session: StateSession | None = None,
     ) -> None:
         self.tables = tables
         self.room = room
@@ -89,7 +86,7 @@ class RoomBatch:
         self.state_key_nids = state_key_nids
         self.resolver = resolver
         self.loader = loader
-        self.session = StateSession(tables)
+        self.session = session if session is not None else StateSession(tables)
         self.known: dict[str, EventInfo] = {}
         self.records: dict[str, _Record] = {}
         self.by_nid: dict[EventNID, _Record] = {}
@@ -111,7 +108,8 @@ class RoomBatch:
         self.pending_events: dict[EventNID, Event] = {}
         self.pending_snapshots: dict[EventNID, Snapshot] = {}
         self.pending_rejected: set[EventNID] = set()
-        self.output_positions: list[int] = []
+        self.output_payloads: list[bytes] = []
+        """For the output log, appended by the caller last, just before it commits."""
 
     # -- the batch --
 
@@ -133,7 +131,7 @@ class RoomBatch:
                 continue
             record = await self._process(item, next(nids))
             results.append(self._result(record))
-        self.output_positions = (await self._write()).output_positions
+        await self._write()
         return results
 
     async def _sent_in_transaction(self, item: InputEvent) -> str | None:
@@ -552,7 +550,7 @@ class RoomBatch:
         await self.tables.events.insert(rows)
         self.pending = []
 
-    async def _write(self) -> BatchOutput:
+    async def _write(self) -> None:
         await self._write_events()
         if self.edges:
             await self.tables.previous_events.add(self.room.room_nid, self.edges)
@@ -582,13 +580,9 @@ class RoomBatch:
                 )
         for session_id, user_id, txn_id, event_id in self.transactions:
             await self.tables.transactions.insert(session_id, user_id, txn_id, event_id)
-        out = BatchOutput()
         if self.outputs:
             ids = await self._event_ids(self.output_nids)
-            out.output_positions = await self.tables.output.append(
-                [o if isinstance(o, bytes) else o(ids) for o in self.outputs]
-            )
-        return out
+            self.output_payloads = [o if isinstance(o, bytes) else o(ids) for o in self.outputs]
 
     async def _event_ids(self, nids: Iterable[EventNID]) -> dict[EventNID, str]:
         ids = {n: self.by_nid[n].event.event_id for n in nids if n in self.by_nid}

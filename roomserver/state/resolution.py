@@ -222,4 +222,3 @@ async def _load_with_auth_chains(
             event = Event(orjson.loads(json[nid]), room_version, info.event_id)
             out[nid] = (info.event_id, event, info.is_rejected)
     return out
-

@@ -44,6 +44,12 @@ class PostgresConnection:
         await self._conn.execute(sql)  # no arguments: the simple protocol runs every statement
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a pooled connection without asyncpg's reset statement (a round trip per
+    transaction): this code keeps no session state — its advisory locks are all
+    transaction-scoped, and it never LISTENs, SETs or leaves cursors open."""
+
+
 class PostgresDatabase:
     dialect = POSTGRES
 
@@ -54,6 +60,7 @@ class PostgresDatabase:
     async def connect(
         cls, dsn: str, *, min_size: int = 1, max_size: int = 10, **options: Any
     ) -> PostgresDatabase:
+        options.setdefault("reset", _keep_session)
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, **options)
         return cls(pool)
 

@@ -103,6 +103,18 @@ class Rooms(Table):
             raise LookupError(f"no room with NID {room_nid}")
         return _room(row)
 
+    async def lock_many(self, room_ids: Sequence[str]) -> dict[str, RoomInfo]:
+        """The rows of the known rooms among ``room_ids``, locked until the transaction
+        ends, in room NID order (so two transactions locking overlapping sets never
+        deadlock). One statement: the existence check and the lock together."""
+        d = self._conn.dialect
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM rooms WHERE room_id {d.any(1, 'text')}"
+            f" ORDER BY room_nid{d.for_update}",
+            unique(room_ids),
+        )
+        return {info.room_id: info for info in map(_room, rows)}
+
     async def update_latest(
         self,
         room_nid: RoomNID,

@@ -1,0 +1,1 @@
+"""Integration tests: real service processes on loopback, killed and run side by side."""
