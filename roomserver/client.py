@@ -56,7 +56,7 @@ class RoomserverClient:
             except ValueError:
                 error = {"errcode": "M_UNKNOWN", "error": resp.text[:500]}
             raise RoomserverError(resp.status_code, error if isinstance(error, dict) else {})
-        return answer.model_validate(resp.json())
+        return answer.model_validate_json(resp.content)
 
     # -- input --
 
@@ -65,7 +65,7 @@ class RoomserverClient:
     ) -> m.InputRoomEventsResponse:
         return await self._post("inputRoomEvents", request, m.InputRoomEventsResponse)
 
-    # -- queries --
+    # -- state --
 
     async def query_state_after_events(
         self, request: m.QueryStateAfterEventsRequest
@@ -78,6 +78,13 @@ class RoomserverClient:
         return await self._post(
             "queryLatestEventsAndState", request, m.QueryLatestEventsAndStateResponse
         )
+
+    async def query_state_and_auth_chain(
+        self, request: m.QueryStateAndAuthChainRequest
+    ) -> m.QueryStateAndAuthChainResponse:
+        return await self._post("queryStateAndAuthChain", request, m.QueryStateAndAuthChainResponse)
+
+    # -- events and rooms --
 
     async def query_events_by_id(
         self, request: m.QueryEventsByIDRequest
@@ -95,3 +102,64 @@ class RoomserverClient:
         return await self._post(
             "queryRoomVersionCapabilities", None, m.QueryRoomVersionCapabilitiesResponse
         )
+
+    # -- memberships --
+
+    async def query_membership_for_user(
+        self, request: m.QueryMembershipForUserRequest
+    ) -> m.QueryMembershipForUserResponse:
+        return await self._post("queryMembershipForUser", request, m.QueryMembershipForUserResponse)
+
+    async def query_memberships_for_room(
+        self, request: m.QueryMembershipsForRoomRequest
+    ) -> m.QueryMembershipsForRoomResponse:
+        return await self._post(
+            "queryMembershipsForRoom", request, m.QueryMembershipsForRoomResponse
+        )
+
+    async def query_invites_for_user(
+        self, request: m.QueryInvitesForUserRequest
+    ) -> m.QueryInvitesForUserResponse:
+        return await self._post("queryInvitesForUser", request, m.QueryInvitesForUserResponse)
+
+    # -- other servers --
+
+    async def query_server_allowed_to_see_event(
+        self, request: m.QueryServerAllowedToSeeEventRequest
+    ) -> m.QueryServerAllowedToSeeEventResponse:
+        return await self._post(
+            "queryServerAllowedToSeeEvent", request, m.QueryServerAllowedToSeeEventResponse
+        )
+
+    async def query_missing_events(
+        self, request: m.QueryMissingEventsRequest
+    ) -> m.QueryMissingEventsResponse:
+        return await self._post("queryMissingEvents", request, m.QueryMissingEventsResponse)
+
+    async def query_backfill(self, request: m.QueryBackfillRequest) -> m.QueryBackfillResponse:
+        return await self._post("queryBackfill", request, m.QueryBackfillResponse)
+
+    # -- aliases (paths keep Dendrite's capitalisation) --
+
+    async def set_room_alias(self, request: m.SetRoomAliasRequest) -> m.SetRoomAliasResponse:
+        return await self._post("setRoomAlias", request, m.SetRoomAliasResponse)
+
+    async def get_room_id_for_alias(
+        self, request: m.GetRoomIDForAliasRequest
+    ) -> m.GetRoomIDForAliasResponse:
+        return await self._post("GetRoomIDForAlias", request, m.GetRoomIDForAliasResponse)
+
+    async def get_aliases_for_room_id(
+        self, request: m.GetAliasesForRoomIDRequest
+    ) -> m.GetAliasesForRoomIDResponse:
+        return await self._post("GetAliasesForRoomID", request, m.GetAliasesForRoomIDResponse)
+
+    async def get_creator_id_for_alias(
+        self, request: m.GetCreatorIDForAliasRequest
+    ) -> m.GetCreatorIDForAliasResponse:
+        return await self._post("GetCreatorIDForAlias", request, m.GetCreatorIDForAliasResponse)
+
+    async def remove_room_alias(
+        self, request: m.RemoveRoomAliasRequest
+    ) -> m.RemoveRoomAliasResponse:
+        return await self._post("removeRoomAlias", request, m.RemoveRoomAliasResponse)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from roomserver import __version__
-from roomserver.api import routes_input, routes_query
+from roomserver.api import routes_alias, routes_input, routes_output, routes_query
 from roomserver.api.errors import install_error_handlers
 from roomserver.api.limits import BodySizeLimit
 from roomserver.config import Settings
@@ -38,11 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage = await Storage.open(settings.database_url)
         loader = EventLoader()
         app.state.storage = storage
-        app.state.input = Input(storage, loader=loader)
-        app.state.query = Query(storage, loader=loader)
+        stop_output = await routes_output.start_output_stream(app, storage)  # output stream
+        app.state.input = Input(storage, loader=loader, on_output=app.state.output.notify)
+        app.state.query = Query(storage, loader=loader, server_name=settings.server_name)
         try:
             yield
         finally:
+            await stop_output()  # output stream
             await storage.close()
 
     app = FastAPI(
@@ -55,5 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_input.router)
     app.include_router(routes_query.router)
+    app.include_router(routes_alias.router)
+    app.include_router(routes_output.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -10,6 +10,8 @@ from roomserver.api.models import (
     InputRoomEvent,
     InputRoomEventsRequest,
     InputRoomEventsResponse,
+    MatrixErrorBody,
+    error_responses,
 )
 from roomserver.errors import ServiceError
 from roomserver.input import Input
@@ -75,13 +77,16 @@ def _invite(index: int, model: InputInviteEvent) -> InviteInput:
     summary="Input events into rooms",
     response_model=InputRoomEventsResponse,
     responses={
+        **error_responses(
+            "the room is unknown and the request does not create it (send its create event)."
+        ),
         400: {
+            "model": MatrixErrorBody,
             "description": "An event does not parse for its room version (`M_BAD_JSON`, "
             "`M_TOO_LARGE`, `M_UNSUPPORTED_ROOM_VERSION`), or cites events the roomserver "
             "does not have (`M_MISSING_EVENTS`, with `missing_event_ids`). Nothing of the "
-            "request was stored."
+            "request was stored.",
         },
-        404: {"description": "The room is unknown and the request does not create it."},
     },
 )
 async def input_room_events(

@@ -1,41 +1,46 @@
-"""Read-only answers over storage: each query opens a read connection, works on NIDs and
-loads event JSON only for what it returns."""
+"""The query service: what other services ask the roomserver, as one object.
+
+Each method checks the identifiers it is given (400 ``M_INVALID_PARAM``), opens one read
+connection and calls the module that does the work: :mod:`.state`, :mod:`.events`,
+:mod:`.membership`, :mod:`.visibility` with :mod:`.walks`, and :class:`.aliases.Aliases`.
+Unknown rooms and events are answered precisely: ``room_exists: false`` where the answer has
+that field, else a 404 ``M_NOT_FOUND`` (:func:`roomserver.errors.not_found`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from roomserver.errors import bad_request, not_found
 from roomserver.matrix.events import Event
-from roomserver.matrix.room_versions import RoomVersion, room_version
-from roomserver.state import StateSession, state_after_events
 from roomserver.state.event_loader import EventLoader
-from roomserver.state.session import Snapshot
-from roomserver.storage import Storage, Tables
-from roomserver.types import EventNID, StateKeyTuple, StateMap
+from roomserver.storage import Storage
+from roomserver.storage.tables import RoomInfo, Tables
 
+from . import membership, state, validate, walks
+from .aliases import Aliases
+from .events import events_by_id
+from .membership import RoomMembers, UserMembership
+from .rooms import KnownRooms, RoomRef
+from .state import LatestEventsAndState, StateAfterEvents, StateAndAuthChain
+from .visibility import ServerVisibility
 
-@dataclass(frozen=True, slots=True)
-class StateAfterEvents:
-    room_exists: bool
-    room_version: str = ""
-    prev_events_exist: bool = False
-    state_events: list[Event] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class LatestEventsAndState:
-    room_exists: bool
-    room_version: str = ""
-    latest_events: list[Event] = field(default_factory=list)
-    state_events: list[Event] = field(default_factory=list)
-    depth: int = 0
+MAX_WALK_LIMIT = 10_000
+"""The most events one backfill or missing-events answer holds."""
 
 
 class Query:
-    def __init__(self, storage: Storage, loader: EventLoader | None = None) -> None:
+    def __init__(
+        self, storage: Storage, loader: EventLoader | None = None, *, server_name: str = ""
+    ) -> None:
         self.storage = storage
         self.loader = loader if loader is not None else EventLoader()
+        self.server_name = server_name
+        """This homeserver: a backfill it asks for itself is not filtered by visibility."""
+        self.rooms = KnownRooms()
+        self.aliases = Aliases(storage)
+
+    # -- state --
 
     async def state_after_events(
         self,
@@ -45,81 +50,177 @@ class Query:
     ) -> StateAfterEvents:
         """The state after ``prev_event_ids`` (the state a new event citing them would see),
         resolved when they disagree; only ``state_to_fetch`` pairs if given."""
+        validate.room_id(room_id)
+        ids = validate.event_ids(prev_event_ids, "prev_event_ids")
+        tuples = validate.state_tuples(state_to_fetch)
         async with self.storage.read() as r:
-            room = await r.rooms.get(room_id)
-            if room is None or not room.latest_event_nids:
-                return StateAfterEvents(room_exists=False)
-            version = room_version(room.room_version)
-            infos = await r.events.lookup(list(prev_event_ids))
-            prevs = [infos.get(e) for e in prev_event_ids]
-            if not prevs or any(
-                p is None or p.state_snapshot_nid is None or p.room_nid != room.room_nid
-                for p in prevs
-            ):
-                return StateAfterEvents(True, room.room_version, prev_events_exist=False)
-            session = StateSession(r)
-            snapshot = await state_after_events(session, version, [p for p in prevs if p])
-            events = await self._state_events(r, session, snapshot, version, state_to_fetch)
-            return StateAfterEvents(True, room.room_version, True, events)
+            return await state.state_after_events(r, self.loader, self.rooms, room_id, ids, tuples)
 
     async def latest_events_and_state(
         self, room_id: str, state_to_fetch: Sequence[tuple[str, str]] | None = None
     ) -> LatestEventsAndState:
+        validate.room_id(room_id)
+        tuples = validate.state_tuples(state_to_fetch)
         async with self.storage.read() as r:
-            room = await r.rooms.get(room_id)
-            if room is None or not room.latest_event_nids or room.state_snapshot_nid is None:
-                return LatestEventsAndState(room_exists=False)
-            version = room_version(room.room_version)
-            session = StateSession(r)
-            snapshot = await session.snapshot(room.state_snapshot_nid)
-            state = await self._state_events(r, session, snapshot, version, state_to_fetch)
-            latest = await self.loader.load(r, version, list(room.latest_event_nids))
-            latest_events = [latest[n] for n in room.latest_event_nids]
-            depth = max((e.depth for e in latest_events), default=0)
-            return LatestEventsAndState(True, room.room_version, latest_events, state, depth)
+            return await state.latest_events_and_state(r, self.loader, room_id, tuples)
+
+    async def state_and_auth_chain(
+        self, room_id: str, prev_event_ids: Sequence[str], auth_event_ids: Sequence[str]
+    ) -> StateAndAuthChain:
+        validate.room_id(room_id)
+        prevs = validate.event_ids(prev_event_ids, "prev_event_ids")
+        auths = validate.event_ids(auth_event_ids, "auth_event_ids")
+        async with self.storage.read() as r:
+            return await state.state_and_auth_chain(
+                r, self.loader, self.rooms, room_id, prevs, auths
+            )
+
+    # -- events --
 
     async def events_by_id(self, event_ids: Sequence[str]) -> list[Event]:
         """The stored events among ``event_ids`` (unknown ones are left out), in order."""
+        ids = validate.event_ids(event_ids, "event_ids")
+        if not ids:
+            return []
         async with self.storage.read() as r:
-            infos = await r.events.lookup(list(event_ids))
-            if not infos:
-                return []
-            room_ids = await r.rooms.room_ids(sorted({i.room_nid for i in infos.values()}))
-            rooms = await r.rooms.get_many(list(room_ids.values()))
-            versions = {nid: room_version(rooms[rid].room_version) for nid, rid in room_ids.items()}
-            by_room: dict[int, list[EventNID]] = {}
-            for info in infos.values():
-                by_room.setdefault(info.room_nid, []).append(info.event_nid)
-            loaded: dict[EventNID, Event] = {}
-            for room_nid, nids in by_room.items():
-                loaded.update(await self.loader.load(r, versions[room_nid], nids))
-            return [loaded[infos[e].event_nid] for e in dict.fromkeys(event_ids) if e in infos]
+            return await events_by_id(r, self.loader, self.rooms, ids)
 
     async def room_version_for_room(self, room_id: str) -> str | None:
+        validate.room_id(room_id)
         async with self.storage.read() as r:
             room = await r.rooms.get(room_id)
             return None if room is None else room.room_version
 
-    async def _state_events(
+    # -- membership --
+
+    async def membership_for_user(self, room_id: str, user_id: str) -> UserMembership:
+        validate.room_id(room_id)
+        validate.user_id(user_id)
+        async with self.storage.read() as r:
+            room = await _known_room(r, room_id)
+            return await membership.membership_for_user(r, room, user_id)
+
+    async def memberships_for_room(
+        self, room_id: str, sender: str, *, joined_only: bool
+    ) -> RoomMembers:
+        validate.room_id(room_id)
+        validate.user_id(sender, "sender")
+        async with self.storage.read() as r:
+            room = await _known_room(r, room_id)
+            return await membership.memberships_for_room(
+                r, self.loader, room, sender, joined_only=joined_only
+            )
+
+    async def invites_for_user(self, room_id: str, user_id: str) -> list[str]:
+        validate.room_id(room_id)
+        validate.user_id(user_id, "target_user_id")
+        async with self.storage.read() as r:
+            room = await _known_room(r, room_id)
+            return await membership.invite_senders(r, room, user_id)
+
+    # -- other servers --
+
+    async def server_allowed_to_see_event(self, event_id: str, server_name: str) -> bool:
+        validate.event_ids([event_id], "event_id")
+        validate.server_name(server_name)
+        async with self.storage.read() as r:
+            info = (await r.events.lookup([event_id])).get(event_id)
+            if info is None:
+                raise not_found(f"event {event_id} is not known")
+            room = (await self.rooms.by_nids(r, [info.room_nid]))[info.room_nid]
+            visibility = await ServerVisibility.for_server(r, self.loader, room, server_name)
+            return info.event_nid in await visibility.visible([info])
+
+    async def missing_events(
         self,
-        r: Tables,
-        session: StateSession,
-        snapshot: Snapshot,
-        version: RoomVersion,
-        state_to_fetch: Sequence[tuple[str, str]] | None,
+        earliest_event_ids: Sequence[str],
+        latest_event_ids: Sequence[str],
+        limit: int,
+        server_name: str,
+        *,
+        room_id: str | None = None,
+        min_depth: int = 0,
     ) -> list[Event]:
-        state: StateMap
-        if state_to_fetch:
-            types = await r.event_types.nids(sorted({t for t, _ in state_to_fetch}))
-            keys = await r.event_state_keys.nids(sorted({k for _, k in state_to_fetch}))
-            wanted = [
-                StateKeyTuple(types[t], keys[k])
-                for t, k in state_to_fetch
-                if t in types and k in keys
-            ]
-            state = await session.lookup(snapshot, wanted)
-        else:
-            state = await session.full(snapshot)
-        nids: list[EventNID] = sorted(state.values())
-        loaded = await self.loader.load(r, version, nids)
-        return [loaded[n] for n in nids]
+        """``/get_missing_events`` for ``server_name``: see :func:`.walks.missing_events`.
+
+        The room is the one of ``latest_event_ids`` (or ``room_id``, if given: latest events
+        of other rooms then count as unknown). 404 if none of them is known.
+        """
+        earliest = validate.event_ids(earliest_event_ids, "earliest_events")
+        latest_ids = validate.event_ids(latest_event_ids, "latest_events")
+        validate.server_name(server_name)
+        if room_id is not None:
+            validate.room_id(room_id)
+        limit = _limit(limit)
+        async with self.storage.read() as r:
+            infos = await r.events.lookup(latest_ids)
+            if room_id is not None:
+                given = await self.rooms.get(r, room_id)
+                if given is None:
+                    raise not_found(f"room {room_id} is not known")
+                infos = {k: i for k, i in infos.items() if i.room_nid == given.room_nid}
+            if not infos:
+                raise not_found("none of latest_events is known")
+            room_nids = {i.room_nid for i in infos.values()}
+            if len(room_nids) > 1:
+                raise bad_request("latest_events belong to several rooms")
+            room_nid = room_nids.pop()
+            room = (await self.rooms.by_nids(r, [room_nid]))[room_nid]
+            latest = [infos[e] for e in dict.fromkeys(latest_ids) if e in infos]
+            may_see = await self._filter(r, room, server_name)
+            return await walks.missing_events(
+                r,
+                self.loader,
+                room,
+                latest,
+                earliest,
+                limit=limit,
+                may_see=may_see,
+                min_depth=min_depth,
+            )
+
+    async def backfill(
+        self, room_id: str, earliest_event_ids: Sequence[str], limit: int, server_name: str
+    ) -> list[Event]:
+        """``/backfill`` for ``server_name``: see :func:`.walks.backfill`. 404 if the room or
+        every one of ``earliest_event_ids`` is unknown."""
+        validate.room_id(room_id)
+        earliest = validate.event_ids(earliest_event_ids, "earliest_event_ids")
+        validate.server_name(server_name)
+        limit = _limit(limit)
+        async with self.storage.read() as r:
+            room = await self.rooms.get(r, room_id)
+            if room is None:
+                raise not_found(f"room {room_id} is not known")
+            known = await r.events.lookup(earliest)
+            if not any(i.room_nid == room.room_nid for i in known.values()):
+                raise not_found("none of earliest_event_ids is known in the room")
+            may_see = await self._filter(r, room, server_name)
+            return await walks.backfill(
+                r,
+                self.loader,
+                room,
+                earliest,
+                limit=limit,
+                may_see=may_see,
+            )
+
+    async def _filter(self, r: Tables, room: RoomRef, server_name: str) -> walks.Filter | None:
+        if server_name == self.server_name:
+            return None
+        visibility = await ServerVisibility.for_server(r, self.loader, room, server_name)
+        return visibility.visible
+
+
+async def _known_room(tables: Tables, room_id: str) -> RoomInfo:
+    """The room row, stubs included (a room known from an invite has memberships too)."""
+    room = await tables.rooms.get(room_id)
+    if room is None:
+        raise not_found(f"room {room_id} is not known")
+    return room
+
+
+def _limit(limit: int) -> int:
+    if limit < 0:
+        raise bad_request("limit must not be negative")
+    return min(limit, MAX_WALK_LIMIT)
