@@ -6,7 +6,7 @@ scripts): add new ones freely, never rename one.
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from roomserver.matrix.room_versions import KNOWN_ROOM_VERSIONS
@@ -27,6 +27,21 @@ class Settings(BaseSettings):
 
     max_request_bytes: int = 32 * 1024 * 1024
     """Request bodies above this are refused with 413 ``M_TOO_LARGE``."""
+
+    # -- output stream (docs/output.md) --
+    output_poll_ms: int = Field(default=1000, ge=10)
+    """While a reader of the output stream waits, how often the database is asked for rows
+    committed by another process (another replica on the same database); commits of this
+    process wake readers at once."""
+
+    nats_url: str = ""
+    """``nats://host:4222`` to publish the output stream to NATS JetStream; empty: off."""
+
+    nats_stream: str = "RoomserverOutput"
+    """The JetStream stream to publish to (created with ``nats_subject`` if missing)."""
+
+    nats_subject: str = "roomserver.output"
+    """The subject of the output messages, dedicated to one roomserver deployment."""
 
     @field_validator("default_room_version")
     @classmethod
