@@ -21,12 +21,12 @@ import statistics
 import time
 from collections.abc import Callable
 from importlib.metadata import version as dist_version
-from pathlib import Path
 from typing import Any
 
 import canonicaljson
 import nacl.signing
 import orjson
+from _machine import cpu_model
 from signedjson.key import decode_signing_key_base64, get_verify_key
 from unpaddedbase64 import decode_base64, encode_base64
 
@@ -163,16 +163,6 @@ def _rows(event: Event, runs: int, loops: int) -> list[tuple[str, float, float]]
     ]  # fmt: skip
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -184,7 +174,7 @@ def main() -> None:
         f"canonicaljson {dist_version('canonicaljson')}, PyNaCl {dist_version('pynacl')}, "
         f"signedjson {dist_version('signedjson')}"
     )
-    print(f"{_cpu()}, {os.cpu_count()} cores; median of {args.runs} runs, µs per event\n")
+    print(f"{cpu_model()}, {os.cpu_count()} cores; median of {args.runs} runs, µs per event\n")
     header = f"| {'room':<4} | {'event':<15} | {'step':<14} | {'ours':>7} | {'library':>7} | {'ratio':>5} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")

@@ -58,6 +58,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from _machine import cpu_model
 
 from roomserver.matrix.builder import EventBuilder
 from roomserver.matrix.events import Event
@@ -626,14 +627,7 @@ async def sql_trace(config: Config, workload: Workload) -> str:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     libs = ", ".join(
         f"{p} {package_version(p)}"
         for p in (

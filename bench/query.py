@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from _machine import cpu_model
 from pydantic import BaseModel
 
 from roomserver.api import models as m
@@ -344,14 +345,7 @@ async def run_sqlite(room: Room, samples: int, seed: int) -> tuple[float, list[T
 
 
 def machine() -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     versions = ", ".join(
         f"{p} {package_version(p)}"
         for p in ("fastapi", "pydantic", "uvicorn", "httpx", "asyncpg", "aiosqlite", "orjson")

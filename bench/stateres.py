@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
@@ -215,16 +217,6 @@ def measure(
         f"{n_conflicted_events:>5} {len(diff.auth_difference):>8} {ms:>7.1f} {with_index:>7.1f} "
         f"{syn:>7.0f} {syn / ms:>6.1f} {ref_ms:>8.0f} {ref_ms / ms:>6.1f}"
     )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

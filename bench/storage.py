@@ -39,6 +39,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from _machine import cpu_model
 
 from roomserver.matrix.builder import EventBuilder
 from roomserver.matrix.events import Event
@@ -498,14 +499,7 @@ async def run_backend(
 
 
 def machine() -> list[str]:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return [
         f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"python {platform.python_version()}, asyncpg {package_version('asyncpg')},"
