@@ -547,7 +547,7 @@ class RoomBatch:
                     event_nid=r.nid,
                 )
             )
-        await self.tables.events.insert(rows)
+        await self.tables.events.insert(rows, cited_before=bool(self.referenced_late))
         self.pending = []
 
     async def _write(self) -> None:

@@ -125,14 +125,17 @@ class Events(Table):
         inserting them all at once. Reserve only for events known not to be stored yet."""
         return await reserve_ids(self._conn, "events", "event_nid", count)
 
-    async def insert(self, events: Sequence[NewEvent]) -> list[tuple[EventNID, bool]]:
+    async def insert(
+        self, events: Sequence[NewEvent], *, cited_before: bool = True
+    ) -> list[tuple[EventNID, bool]]:
         """Store events and their JSON; ``(event NID, newly stored)`` for each, in order.
 
         Idempotent on the event ID: an event stored before (or earlier in the same batch)
         keeps its row (and its JSON) and reports ``False`` -- except that an event given a
         reserved NID must be new (else ``ValueError``: states computed with that NID would
         name no event). Edges from stored events to a newly stored one that were kept as
-        backward extremities become ``previous_events`` edges.
+        backward extremities become ``previous_events`` edges; a caller that knows no stored
+        event cites the new ones (``cited_before=False``) saves that statement.
         """
         by_id: dict[str, NewEvent] = {}
         for event in events:
@@ -160,7 +163,8 @@ class Events(Table):
                     f" {d.rows(['bigint', 'bytea'], len(json_part))} ON CONFLICT DO NOTHING",
                     *d.row_args(json_part, 2),
                 )
-            await fill_backward_extremities(self._conn, inserted)
+            if cited_before:
+                await fill_backward_extremities(self._conn, inserted)
         out: list[tuple[EventNID, bool]] = []
         reported: set[str] = set()
         for e in events:  # a repeat within the batch is not new the second time
