@@ -25,7 +25,14 @@ def _serve(args: argparse.Namespace) -> None:
 
     from roomserver.api.app import create_app
 
-    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level=args.log_level)
+    # An open event stream (SSE) never ends by itself: give streams 5 s to finish on shutdown.
+    uvicorn.run(
+        create_app(_settings()),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _migrate(_: argparse.Namespace) -> None:

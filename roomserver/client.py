@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from roomserver.api import models as m
+from roomserver.api.routes_output import OutputPage
 
 API = "/api/roomserver"
 R = TypeVar("R", bound=BaseModel)
@@ -163,3 +164,17 @@ class RoomserverClient:
         self, request: m.RemoveRoomAliasRequest
     ) -> m.RemoveRoomAliasResponse:
         return await self._post("removeRoomAlias", request, m.RemoveRoomAliasResponse)
+
+    # -- output stream --
+
+    async def output(self, from_: int = 0, *, limit: int = 100, timeout_ms: int = 0) -> OutputPage:
+        """Rows of the output log after position ``from_`` (waiting up to ``timeout_ms`` for
+        one to arrive); pass the answer's ``next`` as ``from_`` to go on."""
+        resp = await self.http.get(
+            f"{API}/output",
+            params={"from": from_, "limit": limit, "timeout": timeout_ms},
+            timeout=timeout_ms / 1000 + 30,
+        )
+        if resp.status_code >= 400:
+            raise RoomserverError(resp.status_code, resp.json())
+        return OutputPage.model_validate_json(resp.content)

@@ -59,7 +59,9 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
         exc.status_code, "M_UNKNOWN"
     )
-    return JSONResponse(error_body(errcode, str(exc.detail)), status_code=exc.status_code)
+    return JSONResponse(
+        error_body(errcode, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -205,9 +205,10 @@ _SSE_EXAMPLE = (
 )
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {
-        "description": "`M_INVALID_PARAM`: a parameter is not an integer, is out of range, "
-        "or `from` is beyond the head of the log (then `head` gives the head)."
+    400: {"description": "`M_INVALID_PARAM`: a parameter is not an integer or out of range."},
+    409: {
+        "description": "`M_INVALID_PARAM`: `from` is beyond the head of the log (`head` "
+        "gives the head): the position was issued by another database."
     },
     410: {
         "description": "`M_OUTPUT_TRUNCATED`: rows after `from` were deleted from the log; "
@@ -254,7 +255,7 @@ def _int_param(
     parameters, not a JSON-body validation error.
     """
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     return _bounded(name, raw, minimum, maximum)
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 
-from roomserver.errors import ServiceError, bad_request
+from roomserver.errors import ServiceError
 from roomserver.storage import OutputRow, Storage
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class OutputStream:
         self._head = 0
         self._moved = asyncio.Event()
         """Set (and replaced) whenever ``_head`` moves: every waiter wakes and re-checks."""
+        self._notified = 0
+        """Counts :meth:`notify` calls, so :meth:`refresh` never undoes a newer one."""
         self._waiters = 0
         self._someone_waits = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
@@ -66,6 +68,7 @@ class OutputStream:
         """A transaction that wrote rows up to ``position`` has committed (the input
         pipeline's ``on_output``). Callbacks of concurrent commits may arrive out of order,
         hence the max."""
+        self._notified += 1
         if position > self._head:
             self._head = position
             self._wake()
@@ -74,8 +77,11 @@ class OutputStream:
         """Ask the database for the head. Unlike :meth:`notify` this may move it *down*
         (the database was replaced or rows were deleted), so waiters never spin on a head
         that no read can reach."""
+        notified = self._notified
         async with self.storage.read() as r:
             head = await r.output.head()
+        if self._notified != notified:  # a commit notified meanwhile may be newer than we read
+            head = max(head, self._head)
         if head != self._head:
             self._head = head
             self._wake()
@@ -105,7 +111,9 @@ class OutputStream:
                 )
             return
         if after > self._head and after > await self.refresh():
-            raise bad_request(
+            raise ServiceError(  # well-formed, but in conflict with the log: 409
+                409,
+                "M_INVALID_PARAM",
                 f"position {after} is beyond the head of the output log ({self._head}):"
                 " was it issued by another roomserver database?",
                 head=self._head,

@@ -268,3 +268,14 @@ async def test_a_fork_and_its_merge_in_one_batch(client: RoomserverClient) -> No
         m.QueryStateAfterEventsRequest(room_id=room.room_id, prev_event_ids=[merge.event_id])
     )
     assert {left.event_id, right.event_id} <= {e["event_id"] for e in state.state_events}
+
+
+async def test_the_typed_client_follows_the_output_stream(client: RoomserverClient) -> None:
+    room = public_room()
+    await send(client, *room.events)
+    first = await client.output(0, limit=2)
+    rest = await client.output(first.next, limit=100)
+    seen = [e.new_room_event.event["event_id"] for e in (*first.events, *rest.events)
+            if e.new_room_event is not None]  # fmt: skip
+    assert seen == [e.event_id for e in room.events]
+    assert (await client.output(rest.next, timeout_ms=10)).events == []

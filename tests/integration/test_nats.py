@@ -50,14 +50,26 @@ class Target:
         return int((await self.js.stream_info(self.stream)).state.messages)
 
 
+async def _quiet(_: Exception) -> None:
+    """nats-py logs a traceback per failed attempt by default; the fixture reports once."""
+
+
 @pytest.fixture
 async def target() -> AsyncIterator[Target]:
     """A JetStream connection and a fresh stream name and subject (the stream is created by
     the publisher under test, and deleted afterwards)."""
     try:
-        nc = await nats.connect(NATS_URL, connect_timeout=2, allow_reconnect=False)
-        js = nc.jetstream(timeout=5)
-        await js.account_info()
+        async with asyncio.timeout(10):
+            nc = await nats.connect(
+                NATS_URL,
+                connect_timeout=2,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # 0 would mean "forever" to nats-py
+                reconnect_time_wait=0.1,
+                error_cb=_quiet,
+            )
+            js = nc.jetstream(timeout=5)
+            await js.account_info()
     except Exception as e:
         message = f"NATS with JetStream is not reachable at {NATS_URL}: {e!r}"
         if IN_CI:
