@@ -112,7 +112,10 @@ class InputRoomEventsResponse(_Model):
         default="", description="As in Dendrite: the ID of the last event processed."
     )
     results: list[InputResult] = Field(
-        default_factory=list, description="One entry per input room event, in request order."
+        default_factory=list,
+        description="One entry per input room event, in request order, then one per input "
+        "invite event (`accepted`; `already_known`; `rejected` when the user is already "
+        "joined).",
     )
 
 

@@ -101,16 +101,16 @@ async def input_room_events(
     `already_known` (a retry: nothing recomputed). A rejected event does not stop the
     others. Every accepted new event is written to the output stream in the same
     transaction. Invites (`input_invite_events`) are for local users, possibly to rooms
-    this server is not in.
+    this server is not in; their results follow those of the room events.
     """
     service: Input = request.app.state.input
     items = [_input_event(i, m) for i, m in enumerate(body.input_room_events or [])]
     invites = [_invite(i, m) for i, m in enumerate(body.input_invite_events or [])]
     results = await service.input_room_events(items) if items else []
     if invites:
-        await service.input_invites(invites)
+        results += await service.input_invites(invites)
     return InputRoomEventsResponse(
-        event_id=results[-1].event_id if results else "",
+        event_id=results[-1].event_id if results else "",  # Dendrite's field
         results=[
             InputResult(event_id=r.event_id, outcome=r.outcome.value, reason=r.reason)
             for r in results

@@ -24,7 +24,7 @@ from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
 from roomserver.state import Resolver, StateSession
 from roomserver.state.event_loader import EventLoader
-from roomserver.storage import RoomInfo, Storage, Tables
+from roomserver.storage import InviteInfo, RoomInfo, Storage, Tables
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,6 @@ class Input:
                     unsigned = dict(headered.get("unsigned") or {})
                     unsigned["invite_room_state"] = list(invite.invite_room_state)
                     headered["unsigned"] = unsigned
-                from roomserver.storage.tables import InviteInfo
-
                 new = await tx.invites.insert(
                     [
                         InviteInfo(

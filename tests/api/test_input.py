@@ -279,3 +279,31 @@ async def test_the_typed_client_follows_the_output_stream(client: RoomserverClie
             if e.new_room_event is not None]  # fmt: skip
     assert seen == [e.event_id for e in room.events]
     assert (await client.output(rest.next, timeout_ms=10)).events == []
+
+
+async def test_an_invite_over_federation_to_an_unknown_room(
+    client: RoomserverClient, app: FastAPI
+) -> None:
+    remote = public_room()  # a room on other servers; this roomserver has none of it
+    invite = remote.send("m.room.member", ALICE, {"membership": "invite"}, CAROL)
+    stripped = {"type": "m.room.name", "state_key": "", "sender": ALICE, "content": {"name": "r"}}
+    request = m.InputRoomEventsRequest(
+        input_invite_events=[
+            m.InputInviteEvent(
+                room_version="10", event=invite.headered(), invite_room_state=[stripped]
+            )
+        ]
+    )
+    answer = await client.input_room_events(request)
+    assert [(r.event_id, r.outcome) for r in answer.results] == [(invite.event_id, "accepted")]
+    again = await client.input_room_events(request)
+    assert again.results[0].outcome == "already_known"
+    (row,) = await output_payloads(app)
+    assert row["type"] == "new_invite_event"
+    sent = row["new_invite_event"]["event"]
+    assert sent["event_id"] == invite.event_id
+    assert sent["unsigned"]["invite_room_state"][0]["content"] == {"name": "r"}
+    invites = await client.query_invites_for_user(
+        m.QueryInvitesForUserRequest(room_id=remote.room_id, target_user_id=CAROL)
+    )
+    assert invites.invite_sender_user_ids == [ALICE]
