@@ -25,6 +25,7 @@ from roomserver.output import payloads
 from roomserver.state import Resolver, StateSession
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import InviteInfo, RoomInfo, Storage, Tables
+from roomserver.types import Membership
 
 log = logging.getLogger(__name__)
 
@@ -149,20 +150,23 @@ class Input:
         Stored in the invites table and announced on the output stream, unless the user is
         already joined (the invite then lost a race with the join and is dropped).
         """
-        results: list[EventResult] = []
-        for invite in invites:
+        for invite in invites:  # refuse a bad request before storing any of it
             ev = invite.event
             if ev.type != MEMBER or ev.state_key is None or ev.membership != "invite":
                 raise bad_request(
                     f"{ev.event_id} is not an invite (m.room.member, membership invite)"
                 )
+        results: list[EventResult] = []
+        for invite in invites:
+            ev = invite.event
+            assert ev.state_key is not None
             nids = await self.storage.assign_state_key_nids([ev.state_key, ev.sender])
             async with self.locks.hold(ev.room_id), self.storage.transaction() as tx:
                 room = await tx.rooms.get_or_create(ev.room_id, ev.room_version.identifier)
                 room = await tx.rooms.lock(room.room_nid)
                 joined = await tx.memberships.get(room.room_nid, [nids[ev.state_key]])
                 current = joined.get(nids[ev.state_key])
-                if current is not None and current.membership.content_value == "join":
+                if current is not None and current.membership is Membership.JOIN:
                     results.append(EventResult(ev.event_id, Outcome.REJECTED, "already joined"))
                     continue
                 headered = ev.headered()
