@@ -7,7 +7,7 @@ from them: such a string would otherwise surface as a driver error, i.e. a 500.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from roomserver.errors import ServiceError, bad_request
 from roomserver.matrix.errors import InvalidIdentifier
@@ -28,46 +28,36 @@ def _bad(field: str, error: InvalidIdentifier | str) -> ServiceError:
     return bad_request(f"{field}: {message}")
 
 
-def room_id(value: str, field: str = "room_id") -> str:
+def _checked(parse: Callable[[str], object], value: str, field: str) -> str:
     try:
-        parse_room_id(value)
+        parse(value)
     except InvalidIdentifier as e:
         raise _bad(field, e) from None
     return value
+
+
+def room_id(value: str, field: str = "room_id") -> str:
+    return _checked(parse_room_id, value, field)
 
 
 def user_id(value: str, field: str = "user_id") -> str:
-    try:
-        parse_user_id(value)  # historical localparts allowed: old rooms have them
-    except InvalidIdentifier as e:
-        raise _bad(field, e) from None
-    return value
+    # historical localparts allowed: old rooms have them
+    return _checked(parse_user_id, value, field)
 
 
 def alias(value: str, field: str = "alias") -> str:
-    try:
-        parse_room_alias(value)
-    except InvalidIdentifier as e:
-        raise _bad(field, e) from None
-    return value
+    return _checked(parse_room_alias, value, field)
 
 
 def server_name(value: str, field: str = "server_name") -> str:
-    try:
-        parse_server_name(value)
-    except InvalidIdentifier as e:
-        raise _bad(field, e) from None
-    return value
+    return _checked(parse_server_name, value, field)
 
 
 def event_ids(values: Iterable[str], field: str) -> list[str]:
     """The IDs, each in one of the event ID formats of some room version."""
     out = list(values)
     for i, value in enumerate(out):
-        try:
-            parse_event_id(value)
-        except InvalidIdentifier as e:
-            raise _bad(f"{field}[{i}]", e) from None
+        _checked(parse_event_id, value, f"{field}[{i}]")
     return out
 
 
