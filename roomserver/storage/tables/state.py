@@ -209,24 +209,18 @@ class StateTables(Table):
         return [nid for (nid,) in rows]
 
     async def delete_snapshots(self, snapshot_nids: Sequence[StateSnapshotNID]) -> int:
-        d = self._conn.dialect
-        deleted = 0
-        for part in chunks(unique(snapshot_nids), 10_000):
-            rows = await self._conn.fetch(
-                f"DELETE FROM state_snapshots WHERE state_snapshot_nid {d.any(1, 'bigint')}"
-                " RETURNING state_snapshot_nid",
-                list(part),
-            )
-            deleted += len(rows)
-        return deleted
+        return await self._delete("state_snapshots", "state_snapshot_nid", snapshot_nids)
 
     async def delete_blocks(self, block_nids: Sequence[StateBlockNID]) -> int:
+        return await self._delete("state_blocks", "state_block_nid", block_nids)
+
+    async def _delete(self, table: str, column: str, nids: Sequence[int]) -> int:
+        """Delete rows by NID, in chunks; how many were there."""
         d = self._conn.dialect
         deleted = 0
-        for part in chunks(unique(block_nids), 10_000):
+        for part in chunks(unique(nids), 10_000):
             rows = await self._conn.fetch(
-                f"DELETE FROM state_blocks WHERE state_block_nid {d.any(1, 'bigint')}"
-                " RETURNING state_block_nid",
+                f"DELETE FROM {table} WHERE {column} {d.any(1, 'bigint')} RETURNING {column}",
                 list(part),
             )
             deleted += len(rows)
