@@ -2,7 +2,7 @@
 
 A real ``roomserver serve`` (uvicorn) subprocess on loopback, on a fresh database each run,
 takes pre-built, signed room version 10 events (about 90% messages, 10% state changes:
-topics, names, display names) from an httpx client:
+topics, names, display names) from a minimal keep-alive HTTP/1.1 client:
 
 - into one room (one connection: a room's events depend on each other, so a second request
   in flight could arrive first and be refused for its missing prev events) and into 100
@@ -21,15 +21,13 @@ service process's CPU time (user + system) per timed event.
 
     python bench/input.py                      # everything, ~5 minutes
     python bench/input.py --quick              # a smoke run
-    python bench/input.py --only postgres:1:100 --profile   # cProfile that configuration
+    python bench/input.py --only postgres:1:100 --profile   # where the service's CPU goes
     python bench/input.py --sql --only postgres:1:1          # its statements per request
 
-``--profile`` runs the first configuration's service under cProfile (switched on and off by
-signals around the timed phase only) and prints where the service's busy time goes, per area
-and per function, in µs per event. The clock is the wall clock while Python code runs
-(uvloop's waits are in C and not counted; being descheduled inside a function is), and
-cProfile adds its own overhead: the shares are what matters. (With SQLite, the driver's
-thread is not profiled.)
+``--profile`` samples the first configuration's service with py-spy (``pip install
+'.[bench]'``) during the timed phase only, and prints where its CPU time goes, by area and
+by function, in µs per event. Sampling leaves the service at its normal speed; idle samples
+(waiting for the network or the database) are left out.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ import asyncio
 import itertools
 import os
 import platform
-import pstats
 import random
 import signal
 import socket
@@ -246,10 +243,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Service:
-    def __init__(self, database_url: str, log: Path, profile: Path | None = None) -> None:
+    def __init__(self, database_url: str, log: Path) -> None:
         self.database_url = database_url
         self.log = log
-        self.profile = profile
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -260,11 +256,8 @@ class Service:
     async def __aenter__(self) -> Service:
         env = dict(os.environ, ROOMSERVER_DATABASE_URL=self.database_url)
         with self.log.open("ab") as log:
-            command = [sys.executable, "-m", "roomserver"]
-            if self.profile is not None:
-                command = [sys.executable, __file__, "--profiled-service", str(self.profile)]
             self.proc = subprocess.Popen(
-                [*command, "serve", "--port", str(self.port), "--log-level", "warning"],
+                [sys.executable, "-m", "roomserver", "serve", "--port", str(self.port), "--log-level", "warning"],
                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -292,50 +285,62 @@ class Service:
                 self.proc.wait()
 
 
-async def _send(http: httpx.AsyncClient, batch: list[Item]) -> tuple[float, int]:
+class HttpConnection:
+    """One keep-alive HTTP/1.1 connection: a load generator's client, not a general one.
+
+    httpx spends ~1.9 ms of CPU per request on this machine (more than the service spends
+    on a one-event request), and the client shares the machine's two cores with the service
+    and the database; this costs ~50 µs, so the figures are the service's."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+        if "content-length" not in headers:
+            raise RuntimeError(f"unexpected response framing: {lines}")
+        return status, await self.reader.readexactly(int(headers["content-length"]))
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def _send(http: HttpConnection, batch: list[Item]) -> tuple[float, int]:
     body = b'{"input_room_events":[' + b",".join(i.fragment for i in batch) + b"]}"
     began = time.perf_counter()
-    resp = await http.post(INPUT, content=body, headers={"content-type": "application/json"})
+    status, answer = await http.post(INPUT, body)
     elapsed = time.perf_counter() - began
-    if resp.status_code != 200:
-        raise RuntimeError(f"input failed: {resp.status_code} {resp.text[:500]}")
-    bad = sum(1 for r in resp.json()["results"] if r["outcome"] != "accepted")
+    if status != 200:
+        raise RuntimeError(f"input failed: {status} {answer[:500]!r}")
+    bad = sum(1 for r in orjson.loads(answer)["results"] if r["outcome"] != "accepted")
     return elapsed, bad
-
-
-def _profiled_service(out: str, argv: list[str]) -> None:
-    """The service under cProfile, on from SIGUSR1 to SIGUSR2 (which writes ``out``)."""
-    import cProfile
-
-    from roomserver.cli import main as roomserver_main
-
-    profiler = cProfile.Profile()  # wall clock: process_time() would triple the overhead
-
-    def start(*_: object) -> None:
-        profiler.enable()
-
-    def stop(*_: object) -> None:
-        profiler.disable()
-        profiler.dump_stats(out + ".part")
-        os.replace(out + ".part", out)
-
-    signal.signal(signal.SIGUSR1, start)
-    signal.signal(signal.SIGUSR2, stop)
-    roomserver_main(argv)
 
 
 async def run_service(
     config: Config, workload: Workload, database_url: str, log: Path, profile: Path | None
 ) -> Run:
     batches = plan(workload, config)
-    async with Service(database_url, log, profile) as service:
+    async with Service(database_url, log) as service:
         assert service.proc is not None
-        limits = httpx.Limits(max_connections=config.connections)
-        async with httpx.AsyncClient(
-            base_url=service.base_url, limits=limits, timeout=120.0
-        ) as http:
+        connections = [HttpConnection("127.0.0.1", service.port) for _ in batches]
+        try:
             for i in range(0, len(workload.setup), 200):
-                _, bad = await _send(http, workload.setup[i : i + 200])
+                _, bad = await _send(connections[0], workload.setup[i : i + 200])
                 if bad:
                     raise RuntimeError("setup events not accepted")
             warm = [max(1, len(b) // 10) for b in batches]
@@ -344,7 +349,9 @@ async def run_service(
             start_barrier = asyncio.Barrier(config.connections + 1)
             timed_events = sum(len(x) for b, w in zip(batches, warm, strict=True) for x in b[w:])
 
-            async def connection(mine: list[list[Item]], warm_count: int) -> None:
+            async def connection(
+                http: HttpConnection, mine: list[list[Item]], warm_count: int
+            ) -> None:
                 nonlocal failures
                 for batch in mine[:warm_count]:
                     await _send(http, batch)
@@ -356,24 +363,23 @@ async def run_service(
                     failures += bad
 
             tasks = [
-                asyncio.create_task(connection(b, w)) for b, w in zip(batches, warm, strict=True)
+                asyncio.create_task(connection(c, b, w))
+                for c, b, w in zip(connections, batches, warm, strict=True)
             ]
             await start_barrier.wait()  # everyone warmed up
-            if profile:
-                service.proc.send_signal(signal.SIGUSR1)
-                await asyncio.sleep(0.2)
+            spy = _start_py_spy(service.proc.pid, profile) if profile else None
             cpu0 = _cpu_seconds(service.proc.pid)
             began = time.perf_counter()
             await start_barrier.wait()
             await asyncio.gather(*tasks)
             wall = time.perf_counter() - began
             cpu = _cpu_seconds(service.proc.pid) - cpu0
-            if profile:
-                service.proc.send_signal(signal.SIGUSR2)
-                for _ in range(400):
-                    if profile.exists():
-                        break
-                    await asyncio.sleep(0.05)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(60)
+        finally:
+            for c in connections:
+                await c.close()
     return Run(
         events_per_s=timed_events / wall,
         p50_ms=percentile(latencies, 0.5) * 1000,
@@ -480,39 +486,64 @@ async def run_once(config: Config, workload: Workload, workdir: Path, profile: P
 # -- profile summary -----------------------------------------------------------------------
 
 
-def summarise_profile(paths: list[Path], events: int, top: int = 22) -> str:
-    """CPU time by area (self time of each function, by the file it lives in), the top
-    functions by self time, and roomserver's functions by inclusive time; in µs per event."""
-    stats = pstats.Stats(*(str(p) for p in paths))
-    raw: dict[Any, Any] = dict(stats.stats)  # type: ignore[attr-defined]
-    total = sum(v[2] for v in raw.values())
+def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` until SIGINT, writing collapsed stacks (``frame;frame;... count``)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
+    proc = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--rate", "400", "--format", "raw",
+         "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)  # attached before the clock starts
+    return proc
+
+
+def summarise_profile(paths: list[Path], events: int, top: int = 30) -> str:
+    """Where the sampled CPU time goes: by area (the file of the innermost frame), the top
+    functions by self time, and roomserver's functions by inclusive time; as shares of the
+    busy samples and in µs per event (from the sampling rate)."""
+    self_time: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack:
+                continue
+            count = int(count_text)
+            frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+            if not frames:
+                continue
+            total += count
+            leaf = frames[-1]
+            self_time[_short(leaf)] += count
+            areas[_area(leaf)] += count
+            for function in {_short(f).rsplit(":", 1)[0] for f in frames if "roomserver/" in f}:
+                inclusive[function + ")"] += count
     if not total:
         return "(no samples)"
-    areas: Counter[str] = Counter()
-    for (path, _, _), (_, _, tottime, _, _) in raw.items():
-        areas[_area(path)] += tottime
+    seconds_per_sample = 1 / 400
 
-    def line(seconds: float, name: str) -> str:
-        return f"  {seconds / total:6.1%}  {seconds / events * 1e6:7.1f} µs/event  {name}"
+    def line(n: int, name: str) -> str:
+        return f"  {n / total:6.1%}  {n * seconds_per_sample / events * 1e6:7.1f} µs/event  {name}"
 
-    out = [f"busy {total / events * 1e6:.0f} µs/event under cProfile, {events} events", ""]
-    out += ["by area (self time):"] + [line(t, a) for a, t in areas.most_common()]
-    by_self = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
-    out += ["", "self time:"] + [line(v[2], _name(k)) for k, v in by_self]
-    ours = [(k, v) for k, v in raw.items() if "roomserver/" in k[0]]
-    by_incl = sorted(ours, key=lambda kv: -kv[1][3])[:top]
+    out = [f"busy {total * seconds_per_sample / events * 1e6:.0f} µs/event, {events} events", ""]
+    out += ["by area (self time):"] + [line(n, a) for a, n in areas.most_common()]
+    out += ["", "self time:"] + [line(n, f) for f, n in self_time.most_common(top)]
     out += ["", "inclusive time, roomserver functions:"]
-    out += [line(v[3], _name(k)) for k, v in by_incl]
+    out += [line(n, f) for f, n in inclusive.most_common(top)]
     return "\n".join(out)
 
 
-def _name(key: tuple[str, int, str]) -> str:
-    path, lineno, function = key
+def _short(frame: str) -> str:
     for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-            break
-    return f"{function} ({path}:{lineno})" if path != "~" else function
+        if marker in frame:
+            head, _, rest = frame.partition("(")
+            return f"{head}({rest.split(marker, 1)[1]}" if marker in rest else frame
+    return frame
 
 
 _AREAS = [
@@ -533,11 +564,9 @@ _AREAS = [
 ]
 
 
-def _area(path: str) -> str:
-    if path == "~":
-        return "C functions (socket send/recv, orjson, hashing, dict/list methods, ...)"
+def _area(frame: str) -> str:
     for marker, area in _AREAS:
-        if marker in path:
+        if marker in frame:
             return area
     return "other Python"
 
@@ -727,7 +756,7 @@ async def main() -> None:
         for index, config in enumerate(todo):
             result = Result(config)
             for run in range(args.runs):
-                profile = workdir / f"profile-{run}.prof" if args.profile and index == 0 else None
+                profile = workdir / f"profile-{run}.txt" if args.profile and index == 0 else None
                 r = await run_once(config, workloads[config.rooms], workdir, profile)
                 if r.failures:
                     raise RuntimeError(f"{config.name}: {r.failures} events not accepted")
@@ -746,7 +775,7 @@ async def main() -> None:
             print(f"{config.name}: events/s per run {runs}{raws}", flush=True)
             results.append(result)
             if args.profile and index == 0:
-                profiles = sorted(workdir.glob("profile-*.prof"))
+                profiles = sorted(workdir.glob("profile-*.txt"))
                 timed = sum(r.timed_events for r in result.runs)
                 print(f"\nprofile of {config.name} (service process, timed phase):")
                 print(summarise_profile(profiles, timed))
@@ -758,7 +787,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--profiled-service"]:  # the service side of --profile
-        _profiled_service(sys.argv[2], sys.argv[3:])
-    else:
-        asyncio.run(main())
+    asyncio.run(main())

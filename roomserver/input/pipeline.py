@@ -16,16 +16,17 @@ import orjson
 
 from roomserver.errors import bad_request, not_found
 from roomserver.input.locks import RoomLocks
-from roomserver.input.room_batch import RoomBatch
+from roomserver.input.room_batch import RoomBatch, implied_auth_ids
 from roomserver.input.types import EventResult, InputEvent, InviteInput, Outcome
 from roomserver.matrix.auth import auth_types_for_event
-from roomserver.matrix.events import CREATE, MEMBER
+from roomserver.matrix.events import CREATE, MEMBER, Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import Resolver, StateSession
+from roomserver.state import Resolver, StateCache, StateSession
 from roomserver.state.event_loader import EventLoader
-from roomserver.storage import InviteInfo, RoomInfo, Storage, Tables
-from roomserver.types import Membership
+from roomserver.storage import InviteInfo, Storage, Tables
+from roomserver.storage.tables import InputWrite, Prepared
+from roomserver.types import EventNID, Membership
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,15 @@ class Input:
         resolver: Resolver | None = None,
         on_output: Callable[[int], None] | None = None,
         loader: EventLoader | None = None,
+        state_cache: StateCache | None = None,
     ) -> None:
         self.storage = storage
         self.resolver = resolver
         self.on_output = on_output
         """Called with the newest output position after a commit (wakes long-polls)."""
         self.loader = loader if loader is not None else EventLoader()
+        self.state_cache = state_cache if state_cache is not None else StateCache()
+        """Committed snapshots and blocks: the room's current state costs no query."""
         self.locks = RoomLocks()
 
     async def input_room_events(self, items: Sequence[InputEvent]) -> list[EventResult]:
@@ -57,14 +61,15 @@ class Input:
         type_nids, state_key_nids = await self._assign_nids(items)
         results: list[EventResult | None] = [None] * len(items)
         positions: list[int] = []
-        payloads_out: list[bytes] = []
-        reserved: list[int] = []
+        made: dict[EventNID, Event] = {}
         async with self.locks.hold_many(groups):
             try:
                 async with self.storage.transaction() as tx:
-                    rooms = await self._lock_rooms(tx, groups, items, versions)
-                    session = StateSession(tx)
-                    for room in sorted(rooms.values(), key=lambda r: r.room_nid):
+                    prepared = await self._prepare(tx, groups, items, versions)
+                    session = StateSession(tx, cache=self.state_cache)
+                    nids = iter(prepared.nids)
+                    write = InputWrite()
+                    for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
                         indexes = groups[room.room_id]
                         batch = RoomBatch(
                             tx,
@@ -75,19 +80,22 @@ class Input:
                             resolver=self.resolver,
                             loader=self.loader,
                             session=session,
+                            prepared=prepared,
+                            nids=nids,
                         )
-                        try:
-                            outcome = await batch.run([items[i] for i in indexes])
-                        finally:
-                            reserved.extend(batch.by_nid)
+                        outcome = await batch.run([items[i] for i in indexes])
                         for i, result in zip(indexes, outcome, strict=True):
                             results[i] = result
-                        payloads_out.extend(batch.output_payloads)
-                    positions = await tx.output.append(payloads_out)
+                        await batch.finish(write)
+                        made.update((nid, r.event) for nid, r in batch.by_nid.items())
+                    positions = await tx.input.write(write)
             except BaseException:
                 # NIDs of a rolled-back batch may be handed out again (SQLite): forget them.
-                self.loader.discard(reserved)
+                self.loader.discard(list(made))
                 raise
+        # Committed: share what later requests' auth, state and output will read.
+        self.loader.add(made)
+        session.publish()
         if positions and self.on_output is not None:
             self.on_output(max(positions))
         return [r for r in results if r is not None]
@@ -112,19 +120,28 @@ class Input:
         state_key_nids = await self.storage.assign_state_key_nids(sorted(keys))
         return type_nids, state_key_nids
 
-    async def _lock_rooms(
+    async def _prepare(
         self,
         tx: Tables,
         groups: dict[str, list[int]],
         items: Sequence[InputEvent],
         versions: dict[str, RoomVersion],
-    ) -> dict[str, RoomInfo]:
-        """The rooms of the request, row-locked; created when the request brings their
-        create event, refused (404) when unknown otherwise."""
-        rooms = await tx.rooms.lock_many(list(groups))
+    ) -> Prepared:
+        """The request's rooms, row-locked, and the stored events it names. A room is
+        created when the request brings its create event, refused (404) when unknown
+        otherwise."""
+        wanted: set[str] = set()
+        for item in items:
+            ev = item.event
+            wanted.add(ev.event_id)
+            wanted.update(ev.auth_event_ids, ev.prev_event_ids, item.state_event_ids or ())
+            wanted.update(implied_auth_ids(ev.room_version, ev))
+        new_ids = list(dict.fromkeys(item.event.event_id for item in items))
+        prepared = await tx.input.prepare(list(groups), sorted(wanted), new_ids)
+        created = False
         for room_id, indexes in groups.items():
             version = versions[room_id]
-            room = rooms.get(room_id)
+            room = prepared.rooms.get(room_id)
             if room is None:
                 if not any(
                     items[i].event.type == CREATE and items[i].event.state_key == ""
@@ -134,15 +151,19 @@ class Input:
                         f"room {room_id} is not known to the roomserver"
                         " (send its create event first)"
                     )
-                created = await tx.rooms.get_or_create(room_id, version.identifier)
-                rooms[room_id] = await tx.rooms.lock(created.room_nid)
+                made = await tx.rooms.get_or_create(room_id, version.identifier)
+                prepared.rooms[room_id] = await tx.rooms.lock(made.room_nid)
+                created = True
             elif room.room_version != version.identifier:
                 raise bad_request(
                     f"room {room_id} has room version {room.room_version},"
                     f" not {version.identifier}",
                     "M_BAD_JSON",
                 )
-        return rooms
+        if created:  # read again under the new room's lock: another process may have won
+            prepared.known = await tx.events.lookup(sorted(wanted))
+            prepared.late = await tx.previous_events.referenced_ids(new_ids)
+        return prepared
 
     async def input_invites(self, invites: Sequence[InviteInput]) -> list[EventResult]:
         """Invites for local users to rooms this server may not be in (over federation).

@@ -13,7 +13,7 @@ the whole batch back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
@@ -30,10 +30,13 @@ from roomserver.state.event_loader import EventLoader
 from roomserver.state.resolution import PendingEvents
 from roomserver.storage.tables import (
     EventInfo,
+    InputWrite,
     InviteInfo,
     MembershipInfo,
     NewEvent,
+    Prepared,
     RoomInfo,
+    RoomUpdate,
     Tables,
 )
 from roomserver.types import (
@@ -58,6 +61,10 @@ class _Record:
     rejected: bool = False
     reason: str = ""
     soft_failed: bool = False
+    state_after: Snapshot | None = None
+    """Made on first use: the next event and the room's current state both need it."""
+    allowed_by: frozenset[EventNID] = frozenset()
+    """The auth events that allowed it (its own): the same events in a state allow it too."""
 
     @property
     def contributes_state(self) -> bool:
@@ -77,7 +84,9 @@ class RoomBatch:
         state_key_nids: Mapping[str, int],
         resolver: Resolver | None,
         loader: EventLoader,
-        session: StateSession | None = None,
+        session: StateSession,
+        prepared: Prepared,
+        nids: Iterator[EventNID],
     ) -> None:
         self.tables = tables
         self.room = room
@@ -86,12 +95,18 @@ class RoomBatch:
         self.state_key_nids = state_key_nids
         self.resolver = resolver
         self.loader = loader
-        self.session = session if session is not None else StateSession(tables)
-        self.known: dict[str, EventInfo] = {}
+        self.session = session
+        self.known: dict[str, EventInfo] = prepared.known
+        """Stored events named by the request (all its rooms), by ID."""
+        self.late = prepared.late
+        self.nids = nids
+        """Fresh NIDs, shared by the request's batches."""
         self.records: dict[str, _Record] = {}
         self.by_nid: dict[EventNID, _Record] = {}
         self.pending: list[_Record] = []  # decided, not yet written
         self.edges: list[tuple[EventNID, str, EventNID | None]] = []
+        self.cited: set[str] = set()
+        """Prev event IDs of the batch's events so far."""
         self.latest: list[EventNID] = list(room.latest_event_nids)
         self.last_sent: EventNID | None = room.last_event_sent_nid
         self.current: Snapshot | None = None
@@ -103,20 +118,16 @@ class RoomBatch:
         """Output payloads, or builders of those that name events by NIDs until the end."""
         self.output_nids: set[EventNID] = set()
         self.transactions: list[tuple[int, str, str, str]] = []
-        self.referenced_late: set[str] = set()
         # This batch's events as the state layer sees them until they are written.
         self.pending_events: dict[EventNID, Event] = {}
         self.pending_snapshots: dict[EventNID, Snapshot] = {}
         self.pending_rejected: set[EventNID] = set()
-        self.output_payloads: list[bytes] = []
-        """For the output log, appended by the caller last, just before it commits."""
 
     # -- the batch --
 
     async def run(self, items: Sequence[InputEvent]) -> list[EventResult]:
-        await self._load_cited(items)
-        fresh = [i for i in items if i.event.event_id not in self.known]
-        nids = iter(await self.tables.events.reserve_nids(len(fresh)))
+        """Decide ``items`` (nothing is written until :meth:`finish`)."""
+        self._check_cited(items)
         if self.room.state_snapshot_nid:
             self.current = await self.session.snapshot(self.room.state_snapshot_nid)
         results: list[EventResult] = []
@@ -129,9 +140,8 @@ class RoomBatch:
             if sent is not None:  # a client retry that made a new event: answer the first one
                 results.append(EventResult(sent, Outcome.ALREADY_KNOWN, "transaction ID seen"))
                 continue
-            record = await self._process(item, next(nids))
+            record = await self._process(item, next(self.nids))
             results.append(self._result(record))
-        await self._write()
         return results
 
     async def _sent_in_transaction(self, item: InputEvent) -> str | None:
@@ -157,22 +167,19 @@ class RoomBatch:
             return EventResult(record.event.event_id, Outcome.SOFT_FAILED, record.reason)
         return EventResult(record.event.event_id, Outcome.ACCEPTED)
 
-    async def _load_cited(self, items: Sequence[InputEvent]) -> None:
-        """Look up every event the batch names, in one query, and refuse what is missing."""
-        wanted: set[str] = set()
+    def _check_cited(self, items: Sequence[InputEvent]) -> None:
+        """Refuse the request if the batch names events of other rooms or missing ones."""
         for item in items:
             ev = item.event
-            wanted.add(ev.event_id)
-            wanted.update(ev.auth_event_ids)
-            wanted.update(ev.prev_event_ids)
-            wanted.update(item.state_event_ids or ())
-            wanted.update(self._implied_auth(ev))
-        self.known = await self.tables.events.lookup(sorted(wanted))
-        fresh = [i.event.event_id for i in items if i.event.event_id not in self.known]
-        self.referenced_late = await self.tables.previous_events.referenced_ids(fresh)
-        for info in self.known.values():
-            if info.room_nid != self.room.room_nid:
-                raise bad_request(f"event {info.event_id} belongs to another room")
+            for event_id in (
+                ev.event_id,
+                *ev.auth_event_ids,
+                *ev.prev_event_ids,
+                *(item.state_event_ids or ()),
+            ):
+                info = self.known.get(event_id)
+                if info is not None and info.room_nid != self.room.room_nid:
+                    raise bad_request(f"event {info.event_id} belongs to another room")
         seen: set[str] = set()
         missing_auth: list[str] = []
         missing_prev: list[str] = []
@@ -202,10 +209,7 @@ class RoomBatch:
             )
 
     def _implied_auth(self, event: Event) -> tuple[str, ...]:
-        """Room v12: the create event authorises every other event without being cited."""
-        if self.version.room_id_from_create_event and event.type != CREATE:
-            return ("$" + event.room_id[1:],)
-        return ()
+        return implied_auth_ids(self.version, event)
 
     # -- one event --
 
@@ -233,7 +237,7 @@ class RoomBatch:
         else:
             record.state_before = await self._state_after(ev.prev_event_ids)
         if not record.rejected:
-            reason = await self._auth_failure(ev, record.state_before)
+            reason = await self._auth_failure(record, record.state_before)
             if reason is not None:
                 record.rejected, record.reason = True, f"against the state before it: {reason}"
         if (
@@ -242,7 +246,7 @@ class RoomBatch:
             and self.current is not None
             and self.current.state_hash != record.state_before.state_hash
         ):
-            reason = await self._auth_failure(ev, self.current)
+            reason = await self._auth_failure(record, self.current)
             if reason is not None:
                 record.soft_failed = True
                 record.reason = f"against the current state of the room: {reason}"
@@ -253,6 +257,7 @@ class RoomBatch:
         for prev_id in ev.prev_event_ids:
             prev_nid = self._nid_of(prev_id)
             self.edges.append((nid, prev_id, prev_nid))
+            self.cited.add(prev_id)
 
         if item.kind is InputKind.NEW and not record.rejected and not record.soft_failed:
             await self._advance_room(record, item)
@@ -307,9 +312,14 @@ class RoomBatch:
             check_auth(ev, {a.state_tuple: a for a in auth_events})
         except AuthError as e:
             record.rejected, record.reason = True, f"against its auth events: {e.message}"
+            return
+        nids = [self._nid_of(a) for a in cited]
+        if None not in nids:
+            record.allowed_by = frozenset(n for n in nids if n is not None)
 
-    async def _auth_failure(self, ev: Event, state: Snapshot) -> str | None:
-        """Why the auth rules refuse ``ev`` against ``state`` (None: allowed)."""
+    async def _auth_failure(self, record: _Record, state: Snapshot) -> str | None:
+        """Why the auth rules refuse the event against ``state`` (None: allowed)."""
+        ev = record.event
         wanted: dict[StateKeyTuple, tuple[str, str]] = {}
         for etype, skey in auth_types_for_event(ev):
             type_nid = self.type_nids.get(etype)
@@ -319,6 +329,8 @@ class RoomBatch:
         create_key = StateKeyTuple(EventTypeNIDs.CREATE, 1)
         wanted.setdefault(create_key, (CREATE, ""))
         found = await self.session.lookup(state, wanted)
+        if record.allowed_by and record.allowed_by == set(found.values()):
+            return None  # the very events its own auth events check allowed it by
         events = await self._events_by_nid(list(found.values()))
         try:
             check_auth(ev, {wanted[k]: events[n] for k, n in found.items()})
@@ -363,6 +375,12 @@ class RoomBatch:
         their states differ. No events: the empty state (before a create event)."""
         if not event_ids:
             return self.session.empty(self.room.room_nid)
+        if (
+            len(event_ids) == 1
+            and self.current is not None
+            and self.latest == [self._nid_of(event_ids[0])]
+        ):  # the linear case: the state after the room's only latest event is its current
+            return self.current
         pending = PendingEvents(
             snapshots=self.pending_snapshots,
             events=self.pending_events,
@@ -403,22 +421,28 @@ class RoomBatch:
         if record.nid not in new_latest and not await self._referenced(ev.event_id):
             new_latest.append(record.nid)
         old_current = self.current
-        if new_latest == [record.nid] and record.state_before is not None:
-            if record.contributes_state and record.key is not None:
-                new_current = await self.session.derive(
-                    record.state_before, {record.key: record.nid}
-                )
-            else:
-                new_current = record.state_before
+        before = record.state_before
+        assert before is not None
+        removed: StateMap
+        added: StateMap
+        if new_latest == [record.nid]:
+            new_current = await self._after(record)
         else:
             new_current = await self._state_after_nids(new_latest)
-        if old_current is None:
-            removed: StateMap = {}
-            added = await self.session.full(new_current)
+        if old_current is before and new_current is record.state_after:
+            # The linear case: the event's own entry is the only change, both ways.
+            removed, added = {}, {}
+            if record.contributes_state and record.key is not None:
+                replaced = (await self.session.lookup(before, [record.key])).get(record.key)
+                removed = {record.key: replaced} if replaced else {}
+                added = {record.key: record.nid}
+            before_removes, before_adds = added, removed
         else:
-            removed, added = await self.session.diff(old_current, new_current)
-        assert record.state_before is not None
-        before_removes, before_adds = await self.session.diff(new_current, record.state_before)
+            if old_current is None:
+                removed, added = {}, await self.session.full(new_current)
+            else:
+                removed, added = await self.session.diff(old_current, new_current)
+            before_removes, before_adds = await self.session.diff(new_current, before)
         await self._membership_changes(record, removed, added)
 
         last_sent = self.last_sent
@@ -447,6 +471,18 @@ class RoomBatch:
 
         self.outputs.append(build)
 
+    async def _after(self, record: _Record) -> Snapshot:
+        """The state after an event of this batch (with a known state before it)."""
+        if record.state_after is None:
+            assert record.state_before is not None
+            if record.contributes_state and record.key is not None:
+                record.state_after = await self.session.derive(
+                    record.state_before, {record.key: record.nid}
+                )
+            else:
+                record.state_after = record.state_before
+        return record.state_after
+
     def _output_historical(self, record: _Record, item: InputEvent) -> None:
         headered = record.event.headered()
 
@@ -469,9 +505,7 @@ class RoomBatch:
     async def _referenced(self, event_id: str) -> bool:
         """Whether a stored or earlier event already names ``event_id`` as a prev event (then
         it arrived late and is not a forward extremity)."""
-        if event_id in self.referenced_late:
-            return True
-        return any(prev_id == event_id for _, prev_id, _ in self.edges)
+        return event_id in self.late or event_id in self.cited
 
     async def _membership_changes(
         self, record: _Record, removed: StateMap, added: StateMap
@@ -517,50 +551,25 @@ class RoomBatch:
 
     # -- writing --
 
-    async def _write_events(self) -> None:
-        """Write the batch's events (and the snapshots they point at) in one go."""
-        if not self.pending:
-            return
+    async def finish(self, write: InputWrite) -> None:
+        """Add the batch's rows to ``write`` (the request's single write), after storing
+        what that write does not cover: state snapshots, memberships, invites, client
+        transaction IDs."""
         snapshots = [r.state_before for r in self.pending if r.state_before is not None]
-        snapshot_nids = iter(await self.session.flush(snapshots))
-        rows = []
+        current_nid = None
+        if self.room_changed and self.current is not None:
+            snapshots.append(self.current)
+        snapshot_nids = iter(await self.session.flush(snapshots) if snapshots else ())
         for r in self.pending:
-            snapshot_nid = next(snapshot_nids) if r.state_before is not None else None
-            rows.append(
-                NewEvent(
-                    event_id=r.event.event_id,
-                    room_nid=self.room.room_nid,
-                    type_nid=self.type_nids[r.event.type],
-                    state_key_nid=r.key.state_key_nid if r.key is not None else None,
-                    depth=r.event.depth,
-                    auth_event_nids=[
-                        n
-                        for a in (*r.event.auth_event_ids, *self._implied_auth(r.event))
-                        if (n := self._nid_of(a)) is not None
-                    ],
-                    json=orjson.dumps(r.event.pdu),
-                    state_snapshot_nid=snapshot_nid,
-                    is_outlier=r.state_before is None,
-                    is_rejected=r.rejected,
-                    rejection_reason=r.reason if r.rejected else "",
-                    is_soft_failed=r.soft_failed,
-                    event_nid=r.nid,
-                )
-            )
-        await self.tables.events.insert(rows, cited_before=bool(self.referenced_late))
-        self.pending = []
-
-    async def _write(self) -> None:
-        await self._write_events()
-        if self.edges:
-            await self.tables.previous_events.add(self.room.room_nid, self.edges)
+            write.events.append(self._new_event(r, next(snapshot_nids) if r.state_before else None))
+            if r.event.event_id in self.late:
+                write.cited_before = True
+        room_nid = self.room.room_nid
+        write.edges.extend((room_nid, child, prev_id, prev) for child, prev_id, prev in self.edges)
         if self.room_changed:
-            current_nid = None
             if self.current is not None:
-                (current_nid,) = await self.session.flush([self.current])
-            await self.tables.rooms.update_latest(
-                self.room.room_nid, self.latest, self.last_sent, current_nid
-            )
+                current_nid = next(snapshot_nids)
+            write.rooms.append(RoomUpdate(room_nid, self.latest, self.last_sent, current_nid))
         senders = sorted({s for _, s in self.memberships} | {s for _, s in self.invites})
         sender_nids = await self.tables.event_state_keys.assign(senders) if senders else {}
         if self.memberships:
@@ -572,7 +581,7 @@ class RoomBatch:
                 [replace(i, sender_nid=sender_nids[s]) for i, s in self.invites]
             )
         for target_nid, user_id, membership, by_event in self.retire:
-            for invite_id in await self.tables.invites.retire(self.room.room_nid, target_nid):
+            for invite_id in await self.tables.invites.retire(room_nid, target_nid):
                 self.outputs.append(
                     payloads.retire_invite_event(
                         invite_id, user_id, by_event, membership.content_value
@@ -582,14 +591,51 @@ class RoomBatch:
             await self.tables.transactions.insert(session_id, user_id, txn_id, event_id)
         if self.outputs:
             ids = await self._event_ids(self.output_nids)
-            self.output_payloads = [o if isinstance(o, bytes) else o(ids) for o in self.outputs]
+            write.output.extend(o if isinstance(o, bytes) else o(ids) for o in self.outputs)
+
+    def _new_event(self, r: _Record, snapshot_nid: int | None) -> NewEvent:
+        ev = r.event
+        return NewEvent(
+            event_id=ev.event_id,
+            room_nid=self.room.room_nid,
+            type_nid=self.type_nids[ev.type],
+            state_key_nid=r.key.state_key_nid if r.key is not None else None,
+            depth=ev.depth,
+            auth_event_nids=[
+                n
+                for a in (*ev.auth_event_ids, *self._implied_auth(ev))
+                if (n := self._nid_of(a)) is not None
+            ],
+            json=orjson.dumps(ev.pdu),
+            state_snapshot_nid=snapshot_nid,
+            is_outlier=r.state_before is None,
+            is_rejected=r.rejected,
+            rejection_reason=r.reason if r.rejected else "",
+            is_soft_failed=r.soft_failed,
+            event_nid=r.nid,
+        )
 
     async def _event_ids(self, nids: Iterable[EventNID]) -> dict[EventNID, str]:
-        ids = {n: self.by_nid[n].event.event_id for n in nids if n in self.by_nid}
-        stored = [n for n in nids if n not in ids]
+        """IDs of events by NID: this batch's, cached ones, then the database's."""
+        ids: dict[EventNID, str] = {}
+        stored: list[EventNID] = []
+        for n in nids:
+            record = self.by_nid.get(n)
+            cached = record.event if record is not None else self.loader.cached(n)
+            if cached is not None:
+                ids[n] = cached.event_id
+            else:
+                stored.append(n)
         if stored:
             ids.update(await self.tables.events.event_ids(stored))
         return ids
+
+
+def implied_auth_ids(version: RoomVersion, event: Event) -> tuple[str, ...]:
+    """Room v12: the create event authorises every other event without being cited."""
+    if version.room_id_from_create_event and event.type != CREATE:
+        return ("$" + event.room_id[1:],)
+    return ()
 
 
 def _membership(event: Event | None) -> Membership:

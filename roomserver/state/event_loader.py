@@ -8,7 +8,7 @@ later events, and parsing each of them once per request would dominate the input
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import orjson
 
@@ -50,6 +50,16 @@ class EventLoader:
             while len(self._cache) > self.max_size:
                 self._cache.popitem(last=False)
         return out
+
+    def cached(self, nid: EventNID) -> Event | None:
+        """The event if it is cached (no database access, no LRU update)."""
+        return self._cache.get(nid)
+
+    def add(self, events: Mapping[EventNID, Event]) -> None:
+        """Cache events just stored (their transaction committed)."""
+        self._cache.update(events)
+        while len(self._cache) > self.max_size:
+            self._cache.popitem(last=False)
 
     def discard(self, nids: Sequence[EventNID]) -> None:
         """Forget ``nids`` (their transaction rolled back; the NIDs may be reused)."""

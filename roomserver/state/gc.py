@@ -9,6 +9,10 @@ The sweep runs in one transaction that first takes the state lock exclusively, s
 for every transaction writing state and keeps new ones out until it commits (see
 :mod:`roomserver.storage.tables.state`): a snapshot that an unfinished transaction is about to
 reference cannot be collected.
+
+Another process's :class:`~roomserver.state.cache.StateCache` may still hold collected rows;
+why that is harmless is explained there. The collector's own process can pass its cache to
+drop them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass
 
 from roomserver.storage import Storage
 from roomserver.types import StateBlockNID, StateSnapshotNID
+
+from .cache import StateCache
 
 _PAGE = 10_000
 
@@ -32,8 +38,11 @@ class GarbageReport:
     removed: bool
 
 
-async def collect_garbage(storage: Storage, *, dry_run: bool = False) -> GarbageReport:
-    """Find, and unless ``dry_run`` delete, unreferenced snapshots and blocks."""
+async def collect_garbage(
+    storage: Storage, *, dry_run: bool = False, cache: StateCache | None = None
+) -> GarbageReport:
+    """Find, and unless ``dry_run`` delete, unreferenced snapshots and blocks (and drop them
+    from ``cache`` once deleted)."""
     async with storage.transaction() as tx:
         await tx.state.lock_for_gc()
         roots = await tx.state.referenced_snapshot_nids()
@@ -58,6 +67,8 @@ async def collect_garbage(storage: Storage, *, dry_run: bool = False) -> Garbage
         if not dry_run:
             await tx.state.delete_snapshots(dead_snapshots)
             await tx.state.delete_blocks(dead_blocks)
+    if cache is not None and not dry_run:
+        cache.discard(dead_snapshots, dead_blocks)
     return GarbageReport(
         snapshots=len(dead_snapshots),
         blocks=len(dead_blocks),

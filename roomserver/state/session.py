@@ -6,7 +6,11 @@ derives the states after state events in memory, and writes everything it derive
 statements when the batch asks (:meth:`StateSession.flush`). Nothing is written for states
 that are not flushed.
 
-Use one session per transaction: its caches hold rows read (and NIDs made) inside it.
+Use one session per transaction: its caches hold rows read (and NIDs made) inside it. Sessions
+of a process share committed rows through a :class:`~roomserver.state.cache.StateCache` (what
+is safe to share, and why, is explained there): a session reads its own maps first, then the
+shared cache, then the database, and adds what it read or wrote to the cache when told its
+transaction committed (:meth:`StateSession.publish`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from roomserver.types import (
     StateSnapshotNID,
 )
 
+from .cache import CachedSnapshot, Columns, StateCache
 from .packing import (
     DEFAULT_PACKING,
     Packing,
@@ -65,15 +70,23 @@ BlockRef = StateBlockNID | PendingBlock
 class Base:
     """The bucketed blocks of a base snapshot, shared by every snapshot built on it."""
 
-    __slots__ = ("blocks", "nid", "owner")
+    __slots__ = ("blocks", "checked", "nid", "owner")
 
     def __init__(
-        self, nid: StateSnapshotNID | None, blocks: list[BlockRef], owner: Snapshot | None
+        self,
+        nid: StateSnapshotNID | None,
+        blocks: list[BlockRef],
+        owner: Snapshot | None,
+        *,
+        checked: bool = True,
     ) -> None:
         self.nid = nid
         self.blocks = blocks
         self.owner = owner
         """The (pending) base snapshot to write before snapshots that build on it."""
+        self.checked = checked
+        """Read from the database (or made) in this session's transaction, so new states
+        may build on it; False for a block list from the shared cache."""
 
 
 class Snapshot:
@@ -112,17 +125,62 @@ class MissingStateError(LookupError):
 class StateSession:
     """State reads and writes of one transaction (see the module docstring)."""
 
-    def __init__(self, tables: Tables, packing: Packing = DEFAULT_PACKING) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        packing: Packing = DEFAULT_PACKING,
+        *,
+        cache: StateCache | None = None,
+    ) -> None:
         self.tables = tables
         self.packing = packing
+        self.cache = cache
+        """Committed rows shared by the process's sessions, or None."""
         self._snapshots: dict[StateSnapshotNID, Snapshot] = {}
         self._bases: dict[StateSnapshotNID, Base] = {}
-        self._columns: dict[StateBlockNID, tuple[list[int], list[int], list[int]]] = {}
+        self._columns: dict[StateBlockNID, Columns] = {}
         """Stored blocks as read (cheap to keep; a whole-state load needs nothing more)."""
         self._blocks: dict[StateBlockNID, StateMap] = {}
         """Stored blocks as maps, made on first lookup."""
         self._by_hash: dict[tuple[RoomNID, int], Snapshot] = {}
         self._empty: dict[RoomNID, Snapshot] = {}
+        self._unshared_snapshots: set[StateSnapshotNID] = set()
+        self._unshared_blocks: set[StateBlockNID] = set()
+        """Rows read from the database or written, not yet in the cache."""
+
+    # -- sharing --
+
+    def publish(self) -> None:
+        """Add the snapshots and blocks this session read from the database or wrote to the
+        shared cache. Call it once the transaction has COMMITTED, never after a rollback
+        (SQLite hands a rolled-back transaction's NIDs out again). A session outside any
+        transaction (:meth:`Storage.read`) shares what it reads at once."""
+        cache = self.cache
+        if cache is None:
+            return
+        for nid in self._unshared_snapshots:
+            snap = self._snapshots[nid]
+            base = snap.base
+            blocks = [ref for ref in base.blocks if isinstance(ref, int)]
+            if base.nid is None or len(blocks) != len(base.blocks):
+                continue  # not stored (cannot happen for a snapshot with a NID)
+            shared = CachedSnapshot(
+                snap.room_nid,
+                snap.state_hash,
+                snap.entry_count,
+                base.nid,
+                tuple(snap.delta.items()),
+            )
+            cache.add_snapshot(nid, shared, blocks)
+        for block_nid in self._unshared_blocks:
+            cache.add_block(block_nid, self._columns[block_nid])
+        self._unshared_snapshots.clear()
+        self._unshared_blocks.clear()
+
+    def _read_committed(self) -> None:
+        """Rows just read from the database: share them now if they can only be committed."""
+        if not self.tables.in_transaction:
+            self.publish()
 
     # -- reading --
 
@@ -132,9 +190,12 @@ class StateSession:
     async def snapshots(
         self, snapshot_nids: Iterable[StateSnapshotNID]
     ) -> dict[StateSnapshotNID, Snapshot]:
-        """Stored snapshots by NID, loaded in one query (those not already in the session)."""
+        """Stored snapshots by NID, loaded in one query (those not already in the session
+        nor in the shared cache)."""
         wanted = list(dict.fromkeys(snapshot_nids))
         missing = [nid for nid in wanted if nid not in self._snapshots]
+        if missing and self.cache is not None:
+            missing = [nid for nid in missing if not self._adopt_cached(self.cache, nid)]
         if missing:
             rows = await self.tables.state.snapshots(missing)
             lost = [nid for nid in missing if nid not in rows]
@@ -142,9 +203,11 @@ class StateSession:
                 raise MissingStateError(f"state snapshots not stored: {lost}")
             for row in rows.values():
                 self._adopt(row)
+            self._read_committed()
         return {nid: self._snapshots[nid] for nid in wanted}
 
     def _adopt(self, row: SnapshotRow) -> Snapshot:
+        """A snapshot row read from the database (in this transaction)."""
         is_base = row.base_snapshot_nid == 0
         if not row.block_nids:  # every base lists at least one bucket: this one is gone
             raise MissingStateError(
@@ -152,20 +215,48 @@ class StateSession:
             )
         base_nid = row.state_snapshot_nid if is_base else row.base_snapshot_nid
         base = self._bases.get(base_nid)
-        if base is None:
+        if base is None or (not base.checked and base.blocks != list(row.block_nids)):
             base = self._bases[base_nid] = Base(base_nid, list(row.block_nids), None)
-        delta = _keyed(*row.delta)
-        snap = Snapshot(
+        base.checked = True
+        snap = self._register(
+            row.state_snapshot_nid,
             row.room_nid,
             int.from_bytes(row.state_hash, "big"),
             row.entry_count,
             base,
-            delta,
-            is_base=is_base,
-            nid=row.state_snapshot_nid,
+            _keyed(*row.delta),
         )
-        self._snapshots[row.state_snapshot_nid] = snap
-        self._by_hash.setdefault((snap.room_nid, snap.state_hash), snap)
+        self._unshared_snapshots.add(row.state_snapshot_nid)
+        return snap
+
+    def _adopt_cached(self, cache: StateCache, nid: StateSnapshotNID) -> bool:
+        """Take snapshot ``nid`` from the shared cache, if it is there."""
+        found = cache.snapshot(nid)
+        if found is None:
+            return False
+        shared, blocks = found
+        base = self._bases.get(shared.base_nid)
+        if base is None:  # not checked: read in another transaction
+            base = Base(shared.base_nid, list(blocks), None, checked=False)
+            self._bases[shared.base_nid] = base
+        delta = dict(shared.delta)
+        self._register(nid, shared.room_nid, shared.state_hash, shared.entry_count, base, delta)
+        return True
+
+    def _register(
+        self,
+        nid: StateSnapshotNID,
+        room_nid: RoomNID,
+        state_hash: int,
+        entry_count: int,
+        base: Base,
+        delta: dict[StateKeyTuple, EventNID],
+    ) -> Snapshot:
+        snap = Snapshot(
+            room_nid, state_hash, entry_count, base, delta, is_base=base.nid == nid, nid=nid
+        )
+        self._snapshots[nid] = snap
+        self._by_hash.setdefault((room_nid, state_hash), snap)
         return snap
 
     def empty(self, room_nid: RoomNID) -> Snapshot:
@@ -182,18 +273,33 @@ class StateSession:
         return snap
 
     async def _contents(self, refs: Iterable[BlockRef]) -> None:
-        """Make sure the stored blocks among ``refs`` are read, in one query."""
+        """Make sure the stored blocks among ``refs`` are read: from the shared cache, the
+        rest in one query."""
         missing = [
             ref
             for ref in dict.fromkeys(refs)
             if isinstance(ref, int) and ref and ref not in self._columns
         ]
+        cache = self.cache
+        if missing and cache is not None:
+            still: list[StateBlockNID] = []
+            for nid in missing:
+                columns = cache.block(nid)
+                if columns is None:
+                    still.append(nid)
+                else:
+                    self._columns[nid] = columns
+            missing = still
         if missing:
             rows = await self.tables.state.blocks(missing)
             lost = [nid for nid in missing if nid not in rows]
             if lost:
+                if cache is not None:  # a cached block list may name collected blocks
+                    cache.clear()
                 raise MissingStateError(f"state blocks not stored: {lost}")
             self._columns.update(rows)
+            self._unshared_blocks.update(rows)
+            self._read_committed()
 
     def _block(self, ref: BlockRef) -> Mapping[StateKeyTuple, EventNID]:
         if isinstance(ref, PendingBlock):
@@ -327,6 +433,7 @@ class StateSession:
         known = self._by_hash.get((parent.room_nid, total))
         if known is not None:
             return known
+        parent = await self._checked(parent)
         delta = {**parent.delta, **real}
         if len(delta) <= self.packing.max_delta:
             snap = Snapshot(parent.room_nid, total, count, parent.base, delta, is_base=False)
@@ -334,6 +441,23 @@ class StateSession:
             snap = await self._rebase(parent.room_nid, total, count, parent.base, delta)
         self._by_hash[(snap.room_nid, total)] = snap
         return snap
+
+    async def _checked(self, snap: Snapshot) -> Snapshot:
+        """``snap`` in a form whose base this transaction read or made, so that new states
+        may build on it: a base from the shared cache may have been collected since (see
+        :mod:`.cache`), so its row is read again. Sessions outside a transaction never write
+        and skip this."""
+        if snap.base.checked or not self.tables.in_transaction:
+            return snap
+        if snap.nid is None:
+            raise RuntimeError(f"{snap!r} is pending on an unchecked base")
+        current = self._snapshots.get(snap.nid)
+        if current is not None and current.base.checked:
+            return current
+        rows = await self.tables.state.snapshots([snap.nid])
+        if snap.nid not in rows:
+            raise MissingStateError(f"state snapshot not stored: {snap.nid}")
+        return self._adopt(rows[snap.nid])
 
     async def _rebase(
         self,
@@ -407,6 +531,8 @@ class StateSession:
         an insert, plus a select for rows that already existed). Content addressing makes
         it idempotent: a state stored before gets the existing NID.
         """
+        if self.cache is not None and not self.tables.in_transaction:
+            raise RuntimeError("a session sharing a cache writes only inside a transaction")
         wanted = list(snapshots)
         bases: dict[int, Snapshot] = {}
         others: dict[int, Snapshot] = {}
@@ -434,6 +560,7 @@ class StateSession:
             block.nid = nid
             self._columns.setdefault(nid, block_columns)
             self._blocks.setdefault(nid, block.entries)
+            self._unshared_blocks.add(nid)
         for snap in bases.values():
             snap.base.blocks = [
                 ref.nid if isinstance(ref, PendingBlock) and ref.nid is not None else ref
@@ -459,6 +586,7 @@ class StateSession:
         for snap, nid in zip(snaps, nids, strict=True):
             snap.nid = nid
             self._snapshots.setdefault(nid, snap)
+            self._unshared_snapshots.add(nid)
 
 
 def _base_row(snap: Snapshot) -> NewSnapshot:

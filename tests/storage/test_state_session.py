@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from counting import CountingConnection
+
 from roomserver.state import Packing, StateSession, load_state
 from roomserver.state.packing import state_hash
 from roomserver.storage import Storage
@@ -206,25 +208,6 @@ async def test_a_base_for_a_state_stored_as_a_delta_takes_its_row(storage: Stora
     async with storage.read() as r:
         assert await load_state(r, nids[1]) == {**state, extra: 1, StateKeyTuple(5, 4343): 2}
         assert await load_state(r, nids[0]) == {**state, extra: 1}
-
-
-class CountingConnection:
-    """The real connection, counting the statements that go through it."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
-        self.flags = conn.flags
-        self.statements = 0
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._conn, name)
-
-        async def counted(*args: Any) -> Any:
-            self.statements += 1
-            return await method(*args)
-
-        return counted
 
 
 async def test_flush_and_reads_are_batched(storage: Storage) -> None:

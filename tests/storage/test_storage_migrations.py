@@ -140,4 +140,5 @@ def test_two_processes_migrate_at_once(empty_database_url: str) -> None:
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0
         counts.append(int(out.strip()))
-    assert sorted(counts) == [0, len(available_migrations(Backend.SQLITE))]
+    # Each migration runs in its own transaction: the two may share the work, never repeat it.
+    assert sum(counts) == len(available_migrations(Backend.SQLITE))

@@ -10,6 +10,7 @@ from ..database import Connection
 from .aliases import RoomAliases
 from .events import EventInfo, Events, NewEvent
 from .graph import PreviousEvents
+from .input_io import InputIO, InputWrite, Prepared, RoomUpdate
 from .members import InviteInfo, Invites, MembershipInfo, Memberships
 from .nids import EventStateKeys, EventTypes, NIDCache
 from .output_log import OutputLog, OutputRow
@@ -23,6 +24,8 @@ __all__ = [
     "EventStateKeys",
     "EventTypes",
     "Events",
+    "InputIO",
+    "InputWrite",
     "InviteInfo",
     "Invites",
     "MembershipInfo",
@@ -32,11 +35,13 @@ __all__ = [
     "NewSnapshot",
     "OutputLog",
     "OutputRow",
+    "Prepared",
     "PreviousEvents",
     "RedactionInfo",
     "Redactions",
     "RoomAliases",
     "RoomInfo",
+    "RoomUpdate",
     "Rooms",
     "SnapshotRow",
     "StateTables",
@@ -55,6 +60,7 @@ class Tables:
         "event_types",
         "events",
         "in_transaction",
+        "input",
         "invites",
         "memberships",
         "output",
@@ -88,3 +94,4 @@ class Tables:
         self.transactions = Transactions(conn)
         self.redactions = Redactions(conn)
         self.output = OutputLog(conn)
+        self.input = InputIO(conn)

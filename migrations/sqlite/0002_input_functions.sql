@@ -1,0 +1,4 @@
+-- roomserver schema 2 (SQLite): nothing to create. On PostgreSQL this migration adds the
+-- input pipeline's two functions (roomserver_input_prepare, roomserver_input_write); SQLite
+-- pays no round trip per statement, so roomserver.storage.tables.input_io runs the same steps
+-- as the tables' own statements. Kept so that both backends share schema version numbers.
