@@ -14,6 +14,7 @@ from roomserver.api.limits import BodySizeLimit
 from roomserver.config import Settings
 from roomserver.input import Input
 from roomserver.query import Query
+from roomserver.state import StateCache
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Storage
 
@@ -37,10 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage = await Storage.open(settings.database_url)
         loader = EventLoader()
+        state_cache = StateCache()  # one per app: queries read what input just wrote
         app.state.storage = storage
         stop_output = await routes_output.start_output_stream(app, storage)  # output stream
-        app.state.input = Input(storage, loader=loader, on_output=app.state.output.notify)
-        app.state.query = Query(storage, loader=loader, server_name=settings.server_name)
+        app.state.input = Input(
+            storage, loader=loader, state_cache=state_cache, on_output=app.state.output.notify
+        )
+        app.state.query = Query(
+            storage, loader=loader, server_name=settings.server_name, state_cache=state_cache
+        )
         try:
             yield
         finally:

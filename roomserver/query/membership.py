@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import room_version
-from roomserver.state import StateSession
+from roomserver.state import StateCache, StateSession
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage.tables import RoomInfo, Tables
 from roomserver.types import EventTypeNIDs, Membership
@@ -62,7 +62,13 @@ async def membership_for_user(tables: Tables, room: RoomInfo, user_id: str) -> U
 
 
 async def memberships_for_room(
-    tables: Tables, loader: EventLoader, room: RoomInfo, sender: str, *, joined_only: bool
+    tables: Tables,
+    loader: EventLoader,
+    room: RoomInfo,
+    sender: str,
+    *,
+    joined_only: bool,
+    cache: StateCache | None = None,
 ) -> RoomMembers:
     """The room's member events as ``sender`` may know them: the current ones while the
     sender is joined, those of the state after their last membership event once they have
@@ -83,7 +89,8 @@ async def memberships_for_room(
             True, await load_in_order(tables, loader, version, [r.event_nid for r in rows])
         )
     info = (await tables.events.by_nid([row.event_nid]))[row.event_nid]
-    after = await state_after(tables, StateSession(tables), RoomRef.of(room), [info], None)
+    session = StateSession(tables, cache=cache)
+    after = await state_after(tables, session, RoomRef.of(room), [info], None)
     member_nids = sorted(
         (key.state_key_nid, nid)
         for key, nid in after.items()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from roomserver.errors import bad_request, not_found
 from roomserver.matrix.events import Event
+from roomserver.state import StateCache
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Storage
 from roomserver.storage.tables import RoomInfo, Tables
@@ -31,10 +32,18 @@ MAX_WALK_LIMIT = 10_000
 
 class Query:
     def __init__(
-        self, storage: Storage, loader: EventLoader | None = None, *, server_name: str = ""
+        self,
+        storage: Storage,
+        loader: EventLoader | None = None,
+        *,
+        server_name: str = "",
+        state_cache: StateCache | None = None,
     ) -> None:
         self.storage = storage
         self.loader = loader if loader is not None else EventLoader()
+        self.state_cache = state_cache if state_cache is not None else StateCache()
+        """Committed state snapshots and blocks; share the input's so that a query reads
+        what the last input wrote without a statement."""
         self.server_name = server_name
         """This homeserver: a backfill it asks for itself is not filtered by visibility."""
         self.rooms = KnownRooms()
@@ -54,7 +63,9 @@ class Query:
         ids = validate.event_ids(prev_event_ids, "prev_event_ids")
         tuples = validate.state_tuples(state_to_fetch)
         async with self.storage.read() as r:
-            return await state.state_after_events(r, self.loader, self.rooms, room_id, ids, tuples)
+            return await state.state_after_events(
+                r, self.loader, self.rooms, room_id, ids, tuples, cache=self.state_cache
+            )
 
     async def latest_events_and_state(
         self, room_id: str, state_to_fetch: Sequence[tuple[str, str]] | None = None
@@ -62,7 +73,9 @@ class Query:
         validate.room_id(room_id)
         tuples = validate.state_tuples(state_to_fetch)
         async with self.storage.read() as r:
-            return await state.latest_events_and_state(r, self.loader, room_id, tuples)
+            return await state.latest_events_and_state(
+                r, self.loader, room_id, tuples, cache=self.state_cache
+            )
 
     async def state_and_auth_chain(
         self, room_id: str, prev_event_ids: Sequence[str], auth_event_ids: Sequence[str]
@@ -72,7 +85,7 @@ class Query:
         auths = validate.event_ids(auth_event_ids, "auth_event_ids")
         async with self.storage.read() as r:
             return await state.state_and_auth_chain(
-                r, self.loader, self.rooms, room_id, prevs, auths
+                r, self.loader, self.rooms, room_id, prevs, auths, cache=self.state_cache
             )
 
     # -- events --
@@ -108,7 +121,7 @@ class Query:
         async with self.storage.read() as r:
             room = await _known_room(r, room_id)
             return await membership.memberships_for_room(
-                r, self.loader, room, sender, joined_only=joined_only
+                r, self.loader, room, sender, joined_only=joined_only, cache=self.state_cache
             )
 
     async def invites_for_user(self, room_id: str, user_id: str) -> list[str]:
@@ -128,7 +141,9 @@ class Query:
             if info is None:
                 raise not_found(f"event {event_id} is not known")
             room = (await self.rooms.by_nids(r, [info.room_nid]))[info.room_nid]
-            visibility = await ServerVisibility.for_server(r, self.loader, room, server_name)
+            visibility = await ServerVisibility.for_server(
+                r, self.loader, room, server_name, cache=self.state_cache
+            )
             return info.event_nid in await visibility.visible([info])
 
     async def missing_events(
@@ -208,7 +223,9 @@ class Query:
     async def _filter(self, r: Tables, room: RoomRef, server_name: str) -> walks.Filter | None:
         if server_name == self.server_name:
             return None
-        visibility = await ServerVisibility.for_server(r, self.loader, room, server_name)
+        visibility = await ServerVisibility.for_server(
+            r, self.loader, room, server_name, cache=self.state_cache
+        )
         return visibility.visible
 
 

@@ -2,7 +2,10 @@
 the state plus auth chain that ``/state`` and ``send_join`` answer with.
 
 All of them read the state as NIDs (a snapshot, then only the blocks holding the wanted
-keys, or all blocks for a whole state) and load JSON only for the events they return.
+keys, or all blocks for a whole state) and load JSON only for the events they return. Given
+the process's :class:`~roomserver.state.StateCache`, snapshots and blocks already read or
+written by any session are taken from it: a repeated query reads no state rows. (The room and
+event rows that name the snapshots are always read: they change, snapshots never do.)
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass, field
 
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import room_version
-from roomserver.state import StateSession
+from roomserver.state import StateCache, StateSession
 from roomserver.state import state_after_events as resolved_state_after
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage.tables import EventInfo, RoomInfo, Tables
@@ -123,6 +126,8 @@ async def state_after_events(
     room_id: str,
     prev_event_ids: Sequence[str],
     state_to_fetch: Sequence[tuple[str, str]] | None = None,
+    *,
+    cache: StateCache | None = None,
 ) -> StateAfterEvents:
     """The state after ``prev_event_ids`` (the state a new event citing them would see),
     resolved when they disagree; only ``state_to_fetch`` pairs if given."""
@@ -133,7 +138,8 @@ async def state_after_events(
     prevs = await _prev_events(tables, room, prev_event_ids)
     if prevs is None:
         return StateAfterEvents(True, version, prev_events_exist=False)
-    state = await state_after(tables, StateSession(tables), room, prevs, state_to_fetch)
+    session = StateSession(tables, cache=cache)
+    state = await state_after(tables, session, room, prevs, state_to_fetch)
     events = await load_in_order(tables, loader, room.version, sorted(set(state.values())))
     return StateAfterEvents(True, version, True, events)
 
@@ -143,6 +149,8 @@ async def latest_events_and_state(
     loader: EventLoader,
     room_id: str,
     state_to_fetch: Sequence[tuple[str, str]] | None = None,
+    *,
+    cache: StateCache | None = None,
 ) -> LatestEventsAndState:
     """What a new event builds on: the forward extremities, the depth it gets, and the
     current state (all of it, or only ``state_to_fetch``)."""
@@ -150,7 +158,7 @@ async def latest_events_and_state(
     if room is None or room.state_snapshot_nid is None:
         return LatestEventsAndState(room_exists=False)
     version = room_version(room.room_version)
-    session = StateSession(tables)
+    session = StateSession(tables, cache=cache)
     snapshot = await session.snapshot(room.state_snapshot_nid)
     state: StateMap
     if state_to_fetch:
@@ -175,6 +183,8 @@ async def state_and_auth_chain(
     room_id: str,
     prev_event_ids: Sequence[str],
     auth_event_ids: Sequence[str],
+    *,
+    cache: StateCache | None = None,
 ) -> StateAndAuthChain:
     """The state after ``prev_event_ids`` (resolved when they disagree) and the auth chain of
     its events and of ``auth_event_ids`` (those included; unknown ones skipped)."""
@@ -185,7 +195,7 @@ async def state_and_auth_chain(
     prevs = await _prev_events(tables, room, prev_event_ids)
     if prevs is None:
         return StateAndAuthChain(True, version, prev_events_exist=False)
-    state = await state_after(tables, StateSession(tables), room, prevs, None)
+    state = await state_after(tables, StateSession(tables, cache=cache), room, prevs, None)
     state_nids = sorted(set(state.values()))
     given = await tables.events.lookup(list(auth_event_ids)) if auth_event_ids else {}
     chain = await auth_chain_nids(

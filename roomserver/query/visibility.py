@@ -30,7 +30,7 @@ from roomserver.matrix.visibility import (
     effective_visibility,
     server_may_see_event,
 )
-from roomserver.state import StateSession
+from roomserver.state import StateCache, StateSession
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage.tables import EventInfo, Tables
 from roomserver.types import EMPTY_STATE_KEY_NID, EventNID, EventTypeNIDs, Membership, StateKeyTuple
@@ -59,6 +59,7 @@ class ServerVisibility:
         *,
         member_keys: Sequence[StateKeyTuple],
         in_room_now: bool,
+        cache: StateCache | None = None,
     ) -> None:
         self.tables = tables
         self.loader = loader
@@ -66,7 +67,7 @@ class ServerVisibility:
         self.server_name = server_name
         self.member_keys = list(member_keys)
         self.in_room_now = in_room_now
-        self.session = StateSession(tables)
+        self.session = StateSession(tables, cache=cache)
 
     @classmethod
     async def for_server(
@@ -75,6 +76,8 @@ class ServerVisibility:
         loader: EventLoader,
         room: RoomRef,
         server_name: str,
+        *,
+        cache: StateCache | None = None,
     ) -> ServerVisibility:
         """Read once which of the room's members are on the server, and whether one of them
         is joined now."""
@@ -86,6 +89,7 @@ class ServerVisibility:
             server_name,
             member_keys=[StateKeyTuple(EventTypeNIDs.MEMBER, m.state_key_nid) for m in members],
             in_room_now=any(m.membership is Membership.JOIN for m in members),
+            cache=cache,
         )
 
     def _open(self, visibility: str) -> bool:

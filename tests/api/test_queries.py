@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from roomserver.api import models as m
 from roomserver.client import RoomserverClient, RoomserverError
@@ -18,6 +19,7 @@ from roomserver.matrix.builder import RoomBuilder
 from roomserver.matrix.events import Event
 from roomserver.matrix.hashing import reference_sha256
 from roomserver.matrix.room_versions import room_version
+from roomserver.storage.tables.state import StateTables
 
 ALICE, BOB, CAROL = "@alice:a.test", "@bob:b.test", "@carol:c.test"
 UNKNOWN_ROOM = "!nowhere:a.test"
@@ -192,6 +194,61 @@ async def test_latest_events_and_state(client: RoomserverClient) -> None:
         m.QueryLatestEventsAndStateRequest(room_id=UNKNOWN_ROOM)
     )
     assert not missing.room_exists and missing.latest_events == [] and missing.depth == 0
+
+
+async def test_repeated_state_queries_read_the_state_tables_less(
+    app: FastAPI, client: RoomserverClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's input and query share one StateCache: state rows read (or written) once
+    are not read again."""
+    assert app.state.query.state_cache is app.state.input.state_cache
+    reads: list[str] = []
+
+    def counting(name: str) -> Any:
+        method = getattr(StateTables, name)
+
+        async def counted(self: StateTables, nids: Any) -> Any:
+            reads.append(name)  # one statement each
+            return await method(self, nids)
+
+        return counted
+
+    monkeypatch.setattr(StateTables, "snapshots", counting("snapshots"))
+    monkeypatch.setattr(StateTables, "blocks", counting("blocks"))
+
+    room = public_room()
+    for i in range(30):  # more state changes than a delta holds: the state has blocks
+        room.join(f"@user{i}:b.test")
+    msg = room.send("m.room.message", BOB, {"body": "hi"})
+    await send(client, *room.events)
+    app.state.query.state_cache.clear()  # start cold: the input shared what it wrote
+
+    async def queried() -> list[str]:
+        before = len(reads)
+        after = await client.query_state_after_events(
+            m.QueryStateAfterEventsRequest(room_id=room.room_id, prev_event_ids=[msg.event_id])
+        )
+        latest = await client.query_latest_events_and_state(
+            m.QueryLatestEventsAndStateRequest(room_id=room.room_id)
+        )
+        expected = sorted(e.event_id for e in room.state.values())
+        assert sorted(ids(after.state_events)) == expected
+        assert sorted(ids(latest.state_events)) == expected
+        return reads[before:]
+
+    first, second = await queried(), await queried()
+    assert set(first) == {"snapshots", "blocks"} and second == [], (first, second)
+    # Input publishes what it commits, so the next query finds the new state cached.
+    topic = room.send("m.room.topic", ALICE, {"topic": "t"}, "")
+    after_topic = room.send("m.room.message", BOB, {"body": "again"})
+    before = len(reads)
+    assert await send(client, topic, after_topic) == ["accepted", "accepted"]
+    sent = len(reads)
+    answer = await client.query_state_after_events(
+        m.QueryStateAfterEventsRequest(room_id=room.room_id, prev_event_ids=[after_topic.event_id])
+    )
+    assert topic.event_id in ids(answer.state_events)
+    assert len(reads) == sent, reads[before:]
 
 
 async def test_state_and_auth_chain(client: RoomserverClient) -> None:
