@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from roomserver.state.packing import (
     state_hash,
     sub_digest,
 )
+from roomserver.storage.codec import _JSON_DICTIONARY_V1 as DICTIONARY
 from roomserver.storage.codec import (
     CodecError,
     decode_event_json,
@@ -92,6 +94,16 @@ def test_event_json_is_compressed_and_round_trips() -> None:
         decode_event_json(b"\x02garbage")
     with pytest.raises(CodecError):
         decode_event_json(b"\x01garbage")
+    with pytest.raises(CodecError):
+        decode_event_json(b"\x03garbage")
+
+
+def test_event_json_written_by_earlier_versions_stays_readable() -> None:
+    # Deflate against the dictionary (format 1) was written before zstd (format 2).
+    raw = b'{"content":{"body":"hello there","msgtype":"m.text"},"type":"m.room.message"}'
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -12, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
+    assert decode_event_json(b"\x01" + deflater.compress(raw) + deflater.flush()) == raw
+    assert encode_event_json(raw)[0] == 2
 
 
 def test_bucket_function_is_stable() -> None:
