@@ -3,6 +3,10 @@
 -- many tables it touches. roomserver.storage.tables.input_io calls them; on SQLite, where a
 -- statement costs no round trip, the same steps run as separate statements.
 --
+-- Every lookup in them is by a unique key or an index, and PL/pgSQL keeps each statement's
+-- plan for the connection's life: a plan made while a table was small (a new database)
+-- would go on scanning it whole as it grows. enable_seqscan = off keeps them index probes.
+--
 -- Both are PL/pgSQL on purpose: under READ COMMITTED each statement of a function takes a
 -- new snapshot, so the lookups of roomserver_input_prepare run AFTER its first statement
 -- has been granted the room locks, and see everything the previous holder committed. (One
@@ -22,7 +26,7 @@ RETURNS TABLE (
     kind SMALLINT, nid BIGINT, id TEXT, room_nid INTEGER, type_nid INTEGER,
     state_key_nid BIGINT, depth BIGINT, snapshot_nid BIGINT, packed BYTEA, flags SMALLINT,
     reason TEXT
-) LANGUAGE plpgsql VOLATILE AS $$
+) LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 BEGIN
     RETURN QUERY
         SELECT 0::SMALLINT, r.last_event_sent_nid, r.room_id, r.room_nid, NULL::INTEGER,
@@ -63,7 +67,7 @@ CREATE FUNCTION roomserver_input_write(
     missing_prev TEXT[], missing_child BIGINT[], missing_room INTEGER[],
     room_nids INTEGER[], room_latest BYTEA[], room_last_sent BIGINT[], room_snapshot BIGINT[],
     output_payloads BYTEA[]
-) RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $$
+) RETURNS BIGINT LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 DECLARE
     stored BIGINT;
     head BIGINT := 0;
