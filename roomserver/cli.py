@@ -26,11 +26,14 @@ def _serve(args: argparse.Namespace) -> None:
     from roomserver.api.app import create_app
 
     # An open event stream (SSE) never ends by itself: give streams 5 s to finish on shutdown.
+    # The access log (one INFO line per request) is shown at info and debug only; off, it
+    # costs nothing per request (uvicorn would still build each line's arguments).
     uvicorn.run(
         create_app(_settings()),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        access_log=args.log_level in ("debug", "info"),
         timeout_graceful_shutdown=5,
     )
 

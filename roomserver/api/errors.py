@@ -29,7 +29,7 @@ def error_body(errcode: str, message: str) -> dict[str, str]:
     return {"errcode": errcode, "error": message}
 
 
-def _matrix_error(_: Request, exc: Exception) -> JSONResponse:
+async def _matrix_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MatrixError)
     if isinstance(exc, ServiceError):
         body: dict[str, object] = {**exc.extra, **error_body(exc.errcode, exc.message)}
@@ -38,7 +38,7 @@ def _matrix_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.errcode, exc.message), status_code=status)
 
 
-def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -54,7 +54,7 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("M_BAD_JSON", "; ".join(parts)), status_code=400)
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     errcode = {404: "M_UNRECOGNIZED", 405: "M_UNRECOGNIZED", 413: "M_TOO_LARGE"}.get(
         exc.status_code, "M_UNKNOWN"
@@ -64,12 +64,14 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("M_UNKNOWN", "internal server error"), status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The handlers are coroutines: Starlette runs plain functions in a thread pool, which
+    cost ~0.2 ms of CPU for every 4xx answer."""
     app.add_exception_handler(MatrixError, _matrix_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
