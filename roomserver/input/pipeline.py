@@ -22,7 +22,7 @@ from roomserver.matrix.auth import auth_types_for_event
 from roomserver.matrix.events import CREATE, MEMBER, Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import Resolver, StateCache, StateSession
+from roomserver.state import Resolver, StateCache, StateSession, retry_stale
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import InviteInfo, Storage, Tables
 from roomserver.storage.tables import InputWrite, Prepared
@@ -50,6 +50,7 @@ class Input:
         """Committed snapshots and blocks: the room's current state costs no query."""
         self.locks = RoomLocks()
 
+    @retry_stale
     async def input_room_events(self, items: Sequence[InputEvent]) -> list[EventResult]:
         """Process ``items``; one result per item, in order."""
         if not items:

@@ -25,7 +25,14 @@ from roomserver.matrix.errors import AuthError
 from roomserver.matrix.events import CREATE, Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import MissingStateError, Resolver, Snapshot, StateSession, state_after_events
+from roomserver.state import (
+    MissingStateError,
+    Resolver,
+    Snapshot,
+    StaleStateError,
+    StateSession,
+    state_after_events,
+)
 from roomserver.state.event_loader import EventLoader
 from roomserver.state.resolution import PendingEvents
 from roomserver.storage.tables import (
@@ -394,6 +401,8 @@ class RoomBatch:
                 pending=pending,
                 resolver=self.resolver,
             )
+        except StaleStateError:
+            raise
         except MissingStateError:
             unknown = [e for e in event_ids if self._info(e).is_outlier]
             raise missing_events("prev events (or their state)", unknown) from None

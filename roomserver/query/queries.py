@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from roomserver.errors import bad_request, not_found
 from roomserver.matrix.events import Event
-from roomserver.state import StateCache
+from roomserver.state import StateCache, retry_stale
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Storage
 from roomserver.storage.tables import RoomInfo, Tables
@@ -31,6 +31,9 @@ MAX_WALK_LIMIT = 10_000
 
 
 class Query:
+    """The query API. Methods that read room state run again once if a shared-cache entry
+    turned out stale (:func:`~roomserver.state.retry_stale`)."""
+
     def __init__(
         self,
         storage: Storage,
@@ -51,6 +54,7 @@ class Query:
 
     # -- state --
 
+    @retry_stale
     async def state_after_events(
         self,
         room_id: str,
@@ -67,6 +71,7 @@ class Query:
                 r, self.loader, self.rooms, room_id, ids, tuples, cache=self.state_cache
             )
 
+    @retry_stale
     async def latest_events_and_state(
         self, room_id: str, state_to_fetch: Sequence[tuple[str, str]] | None = None
     ) -> LatestEventsAndState:
@@ -77,6 +82,7 @@ class Query:
                 r, self.loader, room_id, tuples, cache=self.state_cache
             )
 
+    @retry_stale
     async def state_and_auth_chain(
         self, room_id: str, prev_event_ids: Sequence[str], auth_event_ids: Sequence[str]
     ) -> StateAndAuthChain:
@@ -113,6 +119,7 @@ class Query:
             room = await _known_room(r, room_id)
             return await membership.membership_for_user(r, room, user_id)
 
+    @retry_stale
     async def memberships_for_room(
         self, room_id: str, sender: str, *, joined_only: bool
     ) -> RoomMembers:
@@ -133,6 +140,7 @@ class Query:
 
     # -- other servers --
 
+    @retry_stale
     async def server_allowed_to_see_event(self, event_id: str, server_name: str) -> bool:
         validate.event_ids([event_id], "event_id")
         validate.server_name(server_name)
@@ -146,6 +154,7 @@ class Query:
             )
             return info.event_nid in await visibility.visible([info])
 
+    @retry_stale
     async def missing_events(
         self,
         earliest_event_ids: Sequence[str],
@@ -194,6 +203,7 @@ class Query:
                 min_depth=min_depth,
             )
 
+    @retry_stale
     async def backfill(
         self, room_id: str, earliest_event_ids: Sequence[str], limit: int, server_name: str
     ) -> list[Event]:

@@ -20,7 +20,7 @@ from .cache import StateCache
 from .gc import GarbageReport, collect_garbage
 from .packing import DEFAULT_PACKING, Packing
 from .resolution import PendingEvents, Resolver, default_resolver, state_after_events
-from .session import MissingStateError, Snapshot, StateSession
+from .session import MissingStateError, Snapshot, StaleStateError, StateSession, retry_stale
 
 __all__ = [
     "DEFAULT_PACKING",
@@ -30,11 +30,13 @@ __all__ = [
     "PendingEvents",
     "Resolver",
     "Snapshot",
+    "StaleStateError",
     "StateCache",
     "StateSession",
     "collect_garbage",
     "default_resolver",
     "load_state",
+    "retry_stale",
     "state_after_events",
 ]
 

@@ -15,8 +15,10 @@ transaction committed (:meth:`StateSession.publish`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from itertools import repeat
+from typing import Any, ParamSpec, TypeVar
 
 from roomserver.storage.tables import NewSnapshot, SnapshotRow, Tables
 from roomserver.types import (
@@ -38,6 +40,9 @@ from .packing import (
     hash_bytes,
     sub_digest,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _NO_ENTRIES: tuple[list[int], list[int], list[int]] = ([], [], [])
 
@@ -120,6 +125,27 @@ class Snapshot:
 
 class MissingStateError(LookupError):
     """A snapshot NID that is not stored (or was collected as garbage)."""
+
+
+class StaleStateError(MissingStateError):
+    """A shared-cache entry named state rows that were collected since (a rare race with
+    ``roomserver gc``). The cache has been cleared: the same work, run again, reads fresh
+    rows (:func:`retry_stale`)."""
+
+
+def retry_stale(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Run ``method`` once more when a stale cache entry made it fail."""
+
+    @functools.wraps(method)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except StaleStateError:
+            return await method(*args, **kwargs)
+
+    return run
 
 
 class StateSession:
@@ -296,6 +322,7 @@ class StateSession:
             if lost:
                 if cache is not None:  # a cached block list may name collected blocks
                     cache.clear()
+                    raise StaleStateError(f"state blocks not stored: {lost}")
                 raise MissingStateError(f"state blocks not stored: {lost}")
             self._columns.update(rows)
             self._unshared_blocks.update(rows)

@@ -10,12 +10,13 @@ import pytest
 from counting import CountingConnection
 
 from roomserver.state import (
-    MissingStateError,
     Packing,
+    StaleStateError,
     StateCache,
     StateSession,
     collect_garbage,
     load_state,
+    retry_stale,
 )
 from roomserver.state.cache import CachedSnapshot
 from roomserver.storage import Storage
@@ -208,10 +209,20 @@ async def test_no_state_builds_on_a_base_collected_under_the_cache(storage: Stor
     shared = CachedSnapshot(room_nid, stale.state_hash, 101, b_nid or 0, ((extra, 1),))
     stale_cache.add_snapshot(x_nid, shared, b_blocks)
     async with storage.read() as r:
-        with pytest.raises(MissingStateError, match=str(dead_block)):
+        with pytest.raises(StaleStateError, match=str(dead_block)):
             await load_state(r, x_nid, cache=stale_cache)
         assert len(stale_cache) == 0
         assert await load_state(r, x_nid, cache=stale_cache) == {**state, extra: 1}
+
+        stale_cache.add_snapshot(x_nid, shared, b_blocks)  # stale again: a retry recovers
+        attempts = []
+
+        @retry_stale
+        async def load() -> StateMap:
+            attempts.append(1)
+            return await load_state(r, x_nid, cache=stale_cache)
+
+        assert await load() == {**state, extra: 1} and len(attempts) == 2
 
 
 async def test_collecting_in_the_same_process_drops_the_rows(storage: Storage) -> None:
