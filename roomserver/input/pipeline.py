@@ -70,6 +70,13 @@ class Input:
                     session = StateSession(tx, cache=self.state_cache)
                     nids = iter(prepared.nids)
                     write = InputWrite()
+                    await session.check(  # the current states that state events build on
+                        nid
+                        for item in items
+                        if item.event.state_key is not None
+                        and (nid := prepared.rooms[item.event.room_id].state_snapshot_nid)
+                    )
+                    batches: list[RoomBatch] = []
                     for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
                         indexes = groups[room.room_id]
                         batch = RoomBatch(
@@ -87,6 +94,9 @@ class Input:
                         outcome = await batch.run([items[i] for i in indexes])
                         for i, result in zip(indexes, outcome, strict=True):
                             results[i] = result
+                        batches.append(batch)
+                    await session.flush(s for batch in batches for s in batch.snapshots())
+                    for batch in batches:
                         await batch.finish(write)
                         made.update((nid, r.event) for nid, r in batch.by_nid.items())
                     positions = await tx.input.write(write)

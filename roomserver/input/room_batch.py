@@ -560,14 +560,19 @@ class RoomBatch:
 
     # -- writing --
 
-    async def finish(self, write: InputWrite) -> None:
-        """Add the batch's rows to ``write`` (the request's single write), after storing
-        what that write does not cover: state snapshots, memberships, invites, client
-        transaction IDs."""
+    def snapshots(self) -> list[Snapshot]:
+        """The states the batch's rows name (the caller may flush every batch's at once)."""
         snapshots = [r.state_before for r in self.pending if r.state_before is not None]
-        current_nid = None
         if self.room_changed and self.current is not None:
             snapshots.append(self.current)
+        return snapshots
+
+    async def finish(self, write: InputWrite) -> None:
+        """Add the batch's rows to ``write`` (the request's single write), after storing
+        what that write does not cover: state snapshots (unless already flushed),
+        memberships, invites, client transaction IDs."""
+        snapshots = self.snapshots()
+        current_nid = None
         snapshot_nids = iter(await self.session.flush(snapshots) if snapshots else ())
         for r in self.pending:
             write.events.append(self._new_event(r, next(snapshot_nids) if r.state_before else None))

@@ -469,6 +469,23 @@ class StateSession:
         self._by_hash[(snap.room_nid, total)] = snap
         return snap
 
+    async def check(self, snapshot_nids: Iterable[StateSnapshotNID]) -> None:
+        """Read these snapshots' rows again, in one query, so that new states may build on
+        them without :meth:`_checked` reading each on its own (a request with state events
+        in many rooms derives from each room's current state)."""
+        if not self.tables.in_transaction:
+            return
+        wanted = []
+        for nid in dict.fromkeys(snapshot_nids):
+            known = self._snapshots.get(nid)
+            if known is None or not known.base.checked:
+                wanted.append(nid)
+        if not wanted:
+            return
+        rows = await self.tables.state.snapshots(wanted)
+        for row in rows.values():
+            self._adopt(row)
+
     async def _checked(self, snap: Snapshot) -> Snapshot:
         """``snap`` in a form whose base this transaction read or made, so that new states
         may build on it: a base from the shared cache may have been collected since (see
