@@ -3,8 +3,9 @@
 A request is all or nothing: its events are grouped by room (order kept within a room) and
 every group is processed in ONE transaction, one :class:`~roomserver.input.room_batch.RoomBatch`
 per room, under each room's asyncio lock (this process) and row lock (every process on the
-database), both taken in a fixed order so overlapping requests never deadlock. A refusal
-of any event (missing events, unknown room) rolls the whole request back.
+database), both taken in a fixed order so overlapping requests never deadlock. The
+transaction reads in one step and writes in one step (``tx.input``; docs/input.md). A
+refusal of any event (missing events, unknown room) rolls the whole request back.
 """
 
 from __future__ import annotations
@@ -63,48 +64,43 @@ class Input:
         results: list[EventResult | None] = [None] * len(items)
         positions: list[int] = []
         made: dict[EventNID, Event] = {}
-        async with self.locks.hold_many(groups):
-            try:
-                async with self.storage.transaction() as tx:
-                    prepared = await self._prepare(tx, groups, items, versions)
-                    session = StateSession(tx, cache=self.state_cache)
-                    nids = iter(prepared.nids)
-                    write = InputWrite()
-                    await session.check(  # the current states that state events build on
-                        nid
-                        for item in items
-                        if item.event.state_key is not None
-                        and (nid := prepared.rooms[item.event.room_id].state_snapshot_nid)
-                    )
-                    batches: list[RoomBatch] = []
-                    for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
-                        indexes = groups[room.room_id]
-                        batch = RoomBatch(
-                            tx,
-                            room,
-                            versions[room.room_id],
-                            type_nids=type_nids,
-                            state_key_nids=state_key_nids,
-                            resolver=self.resolver,
-                            loader=self.loader,
-                            session=session,
-                            prepared=prepared,
-                            nids=nids,
-                        )
-                        outcome = await batch.run([items[i] for i in indexes])
-                        for i, result in zip(indexes, outcome, strict=True):
-                            results[i] = result
-                        batches.append(batch)
-                    await session.flush(s for batch in batches for s in batch.snapshots())
-                    for batch in batches:
-                        await batch.finish(write)
-                        made.update((nid, r.event) for nid, r in batch.by_nid.items())
-                    positions = await tx.input.write(write)
-            except BaseException:
-                # NIDs of a rolled-back batch may be handed out again (SQLite): forget them.
-                self.loader.discard(list(made))
-                raise
-        # Committed: share what later requests' auth, state and output will read.
+        async with self.locks.hold_many(groups), self.storage.transaction() as tx:
+            prepared = await self._prepare(tx, groups, items, versions)
+            session = StateSession(tx, cache=self.state_cache)
+            nids = iter(prepared.nids)
+            write = InputWrite()
+            await session.check(  # the current states that state events build on
+                nid
+                for item in items
+                if item.event.state_key is not None
+                and (nid := prepared.rooms[item.event.room_id].state_snapshot_nid)
+            )
+            batches: list[RoomBatch] = []
+            for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
+                indexes = groups[room.room_id]
+                batch = RoomBatch(
+                    tx,
+                    room,
+                    versions[room.room_id],
+                    type_nids=type_nids,
+                    state_key_nids=state_key_nids,
+                    resolver=self.resolver,
+                    loader=self.loader,
+                    session=session,
+                    prepared=prepared,
+                    nids=nids,
+                )
+                outcome = await batch.run([items[i] for i in indexes])
+                for i, result in zip(indexes, outcome, strict=True):
+                    results[i] = result
+                batches.append(batch)
+            await session.flush(s for batch in batches for s in batch.snapshots())
+            for batch in batches:
+                await batch.finish(write)
+                made.update((nid, r.event) for nid, r in batch.by_nid.items())
+            positions = await tx.input.write(write)
+        # Committed: share what later requests' auth, state and output will read. (Nothing
+        # of a rolled-back request was shared: its rows were all written in its last step.)
         self.loader.add(made)
         session.publish()
         if positions and self.on_output is not None:

@@ -1,13 +1,13 @@
-"""One room's input events, processed in order inside one write transaction.
+"""One room's input events, processed in order inside the request's write transaction.
 
-The batch reads what it needs up front (the room row, locked; every cited event), decides
-each event in memory (auth against its auth events, state before it, auth against that
-state, soft-fail against the current state, latest events, membership changes), and writes
-everything at the end in a fixed number of statements however many events it holds: event
-rows and JSON, snapshots and blocks, prev-event edges, the room row, memberships, invites,
-transactions. It hands back the output log rows, which the caller appends last, just before
-committing (the log's lock is held from the append to the commit). A crash anywhere rolls
-the whole batch back.
+The batch is handed what the request read up front (the room row, locked; every cited
+event; fresh NIDs), decides each event in memory (auth against its auth events, state
+before it, auth against that state, soft-fail against the current state, latest events,
+membership changes), then in :meth:`RoomBatch.finish` stores what only it writes
+(memberships, invites, client transaction IDs; snapshots unless the caller flushed them) and
+adds its event rows, prev-event edges, room row and output log rows to the request's single
+write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere rolls the whole
+request back.
 """
 
 from __future__ import annotations

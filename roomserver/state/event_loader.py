@@ -61,10 +61,5 @@ class EventLoader:
         while len(self._cache) > self.max_size:
             self._cache.popitem(last=False)
 
-    def discard(self, nids: Sequence[EventNID]) -> None:
-        """Forget ``nids`` (their transaction rolled back; the NIDs may be reused)."""
-        for nid in nids:
-            self._cache.pop(nid, None)
-
     def __len__(self) -> int:
         return len(self._cache)
