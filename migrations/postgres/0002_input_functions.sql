@@ -18,37 +18,35 @@
 -- NIDs. One row per item, tagged by kind:
 --   0: a room       (nid = last_event_sent_nid, id = room_id, room_nid, snapshot_nid,
 --                    packed = latest_event_nids, reason = room_version)
---   1: an event     (the events row; flags = is_outlier | is_rejected << 1 | is_soft_failed << 2)
+--   1: an event     (the events row)
 --   2: a late event (id = the event ID)
 --   3: a fresh NID  (nid)
 CREATE FUNCTION roomserver_input_prepare(room_ids TEXT[], wanted_ids TEXT[], new_ids TEXT[])
 RETURNS TABLE (
     kind SMALLINT, nid BIGINT, id TEXT, room_nid INTEGER, type_nid INTEGER,
-    state_key_nid BIGINT, depth BIGINT, snapshot_nid BIGINT, packed BYTEA, flags SMALLINT,
-    reason TEXT
+    state_key_nid BIGINT, depth BIGINT, snapshot_nid BIGINT, packed BYTEA, is_outlier BOOLEAN,
+    is_rejected BOOLEAN, is_soft_failed BOOLEAN, reason TEXT
 ) LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 BEGIN
     RETURN QUERY
         SELECT 0::SMALLINT, r.last_event_sent_nid, r.room_id, r.room_nid, NULL::INTEGER,
                NULL::BIGINT, NULL::BIGINT, r.state_snapshot_nid, r.latest_event_nids,
-               NULL::SMALLINT, r.room_version
+               NULL::BOOLEAN, NULL::BOOLEAN, NULL::BOOLEAN, r.room_version
         FROM rooms AS r WHERE r.room_id = ANY(room_ids) ORDER BY r.room_nid FOR UPDATE;
     RETURN QUERY
         SELECT 1::SMALLINT, e.event_nid, e.event_id, e.room_nid, e.event_type_nid,
                e.event_state_key_nid, e.depth, e.state_snapshot_nid, e.auth_event_nids,
-               (e.is_outlier::INTEGER | (e.is_rejected::INTEGER << 1)
-                | (e.is_soft_failed::INTEGER << 2))::SMALLINT,
-               e.rejection_reason
+               e.is_outlier, e.is_rejected, e.is_soft_failed, e.rejection_reason
         FROM unnest(wanted_ids) AS w(id) JOIN events AS e ON e.event_id = w.id;
     RETURN QUERY
         SELECT DISTINCT 2::SMALLINT, NULL::BIGINT, b.prev_event_id, NULL::INTEGER,
                NULL::INTEGER, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BYTEA,
-               NULL::SMALLINT, NULL::TEXT
+               NULL::BOOLEAN, NULL::BOOLEAN, NULL::BOOLEAN, NULL::TEXT
         FROM backward_extremities AS b WHERE b.prev_event_id = ANY(new_ids);
     RETURN QUERY
         SELECT 3::SMALLINT, nextval(pg_get_serial_sequence('events', 'event_nid')),
                NULL::TEXT, NULL::INTEGER, NULL::INTEGER, NULL::BIGINT, NULL::BIGINT,
-               NULL::BIGINT, NULL::BYTEA, NULL::SMALLINT, NULL::TEXT
+               NULL::BIGINT, NULL::BYTEA, NULL::BOOLEAN, NULL::BOOLEAN, NULL::BOOLEAN, NULL::TEXT
         FROM generate_series(1, cardinality(new_ids));
 END
 $$;

@@ -427,7 +427,7 @@ class RoomBatch:
         prev_nids = {self._nid_of(p) for p in ev.prev_event_ids}
         old_latest = self.latest
         new_latest = [n for n in old_latest if n not in prev_nids]
-        if record.nid not in new_latest and not await self._referenced(ev.event_id):
+        if record.nid not in new_latest and not self._referenced(ev.event_id):
             new_latest.append(record.nid)
         old_current = self.current
         before = record.state_before
@@ -511,7 +511,7 @@ class RoomBatch:
 
         self.outputs.append(build)
 
-    async def _referenced(self, event_id: str) -> bool:
+    def _referenced(self, event_id: str) -> bool:
         """Whether a stored or earlier event already names ``event_id`` as a prev event (then
         it arrived late and is not a forward extremity)."""
         return event_id in self.late or event_id in self.cited
@@ -575,7 +575,9 @@ class RoomBatch:
         current_nid = None
         snapshot_nids = iter(await self.session.flush(snapshots) if snapshots else ())
         for r in self.pending:
-            write.events.append(self._new_event(r, next(snapshot_nids) if r.state_before else None))
+            write.events.append(
+                self._new_event(r, next(snapshot_nids) if r.state_before is not None else None)
+            )
             if r.event.event_id in self.late:
                 write.cited_before = True
         room_nid = self.room.room_nid

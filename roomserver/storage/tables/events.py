@@ -99,7 +99,8 @@ _INSERT_TYPES = [
 ]
 
 
-def _info(row: Row) -> EventInfo:
+def event_info_of(row: Row) -> EventInfo:
+    """An ``EventInfo`` from a row of ``_INFO_COLUMNS`` (in that order)."""
     return EventInfo(
         event_nid=row[0],
         event_id=row[1],
@@ -228,7 +229,7 @@ class Events(Table):
         else:
             sql = f"SELECT {_INFO_COLUMNS} FROM events WHERE event_id {d.any(1, 'text')}"
         rows = await self._conn.fetch(sql, unique(event_ids))
-        return {info.event_id: info for info in map(_info, rows)}
+        return {info.event_id: info for info in map(event_info_of, rows)}
 
     async def by_nid(self, event_nids: Sequence[EventNID]) -> dict[EventNID, EventInfo]:
         d = self._conn.dialect
@@ -236,7 +237,7 @@ class Events(Table):
             f"SELECT {_INFO_COLUMNS} FROM events WHERE event_nid {d.any(1, 'bigint')}",
             unique(event_nids),
         )
-        return {info.event_nid: info for info in map(_info, rows)}
+        return {info.event_nid: info for info in map(event_info_of, rows)}
 
     async def event_ids(self, event_nids: Sequence[EventNID]) -> dict[EventNID, str]:
         d = self._conn.dialect

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from roomserver.types import EventNID, RoomNID, StateSnapshotNID
 
-from ..codec import encode_event_json, pack_nids, unpack_nids
+from ..codec import encode_event_json, pack_nids
 from ._base import Table, unique
-from .events import EventInfo, Events, NewEvent
+from .events import EventInfo, Events, NewEvent, event_info_of
 from .graph import PreviousEvents
 from .output_log import OutputLog
-from .rooms import RoomInfo, Rooms
+from .rooms import RoomInfo, Rooms, room_info_of
 
 
 @dataclass(slots=True)
@@ -89,47 +89,18 @@ class InputIO(Table):
             )
         rows = await self._conn.fetch(_PREPARE, unique(room_ids), unique(wanted_ids), list(new_ids))
         prepared = Prepared({}, {}, set(), [])
-        for (
-            kind,
-            nid,
-            id_,
-            room_nid,
-            type_nid,
-            key_nid,
-            depth,
-            snapshot,
-            packed,
-            flags,
-            text,
-        ) in rows:
-            if kind == 1:
-                prepared.known[id_] = EventInfo(
-                    event_nid=nid,
-                    event_id=id_,
-                    room_nid=room_nid,
-                    type_nid=type_nid,
-                    state_key_nid=key_nid or None,
-                    depth=depth,
-                    state_snapshot_nid=snapshot or None,
-                    auth_event_nids=tuple(unpack_nids(packed)),
-                    is_outlier=bool(flags & 1),
-                    is_rejected=bool(flags & 2),
-                    is_soft_failed=bool(flags & 4),
-                    rejection_reason=text,
-                )
+        for row in rows:
+            kind = row[0]
+            if kind == 1:  # the events columns, in event_info_of's order
+                info = event_info_of(row[1:])
+                prepared.known[info.event_id] = info
             elif kind == 3:
-                prepared.nids.append(nid)
+                prepared.nids.append(row[1])
             elif kind == 2:
-                prepared.late.add(id_)
-            else:
-                prepared.rooms[id_] = RoomInfo(
-                    room_nid=room_nid,
-                    room_id=id_,
-                    room_version=text,
-                    latest_event_nids=tuple(unpack_nids(packed)),
-                    last_event_sent_nid=nid or None,
-                    state_snapshot_nid=snapshot or None,
-                )
+                prepared.late.add(row[2])
+            else:  # a room: room_nid, room_id, version, latest, last sent, current state
+                room = room_info_of((row[3], row[2], row[12], row[8], row[1], row[7]))
+                prepared.rooms[room.room_id] = room
         return prepared
 
     async def write(self, w: InputWrite) -> list[int]:

@@ -34,7 +34,8 @@ _COLUMNS = (
 )
 
 
-def _room(row: Row) -> RoomInfo:
+def room_info_of(row: Row) -> RoomInfo:
+    """A ``RoomInfo`` from a row of ``_COLUMNS`` (in that order)."""
     return RoomInfo(
         room_nid=row[0],
         room_id=row[1],
@@ -50,20 +51,20 @@ class Rooms(Table):
 
     async def get(self, room_id: str) -> RoomInfo | None:
         row = await self._conn.fetchrow(f"SELECT {_COLUMNS} FROM rooms WHERE room_id = $1", room_id)
-        return None if row is None else _room(row)
+        return None if row is None else room_info_of(row)
 
     async def get_by_nid(self, room_nid: RoomNID) -> RoomInfo | None:
         row = await self._conn.fetchrow(
             f"SELECT {_COLUMNS} FROM rooms WHERE room_nid = $1", room_nid
         )
-        return None if row is None else _room(row)
+        return None if row is None else room_info_of(row)
 
     async def get_many(self, room_ids: Sequence[str]) -> dict[str, RoomInfo]:
         d = self._conn.dialect
         rows = await self._conn.fetch(
             f"SELECT {_COLUMNS} FROM rooms WHERE room_id {d.any(1, 'text')}", unique(room_ids)
         )
-        return {info.room_id: info for info in map(_room, rows)}
+        return {info.room_id: info for info in map(room_info_of, rows)}
 
     async def room_ids(self, room_nids: Sequence[RoomNID]) -> dict[RoomNID, str]:
         d = self._conn.dialect
@@ -86,7 +87,7 @@ class Rooms(Table):
             room_version,
         )
         if row is not None:
-            return _room(row)
+            return room_info_of(row)
         created = await self.get(room_id)  # another transaction created it meanwhile
         if created is None:
             raise RuntimeError(f"room {room_id} vanished while being created")
@@ -101,7 +102,7 @@ class Rooms(Table):
         )
         if row is None:
             raise LookupError(f"no room with NID {room_nid}")
-        return _room(row)
+        return room_info_of(row)
 
     async def lock_many(self, room_ids: Sequence[str]) -> dict[str, RoomInfo]:
         """The rows of the known rooms among ``room_ids``, locked until the transaction
@@ -113,7 +114,7 @@ class Rooms(Table):
             f" ORDER BY room_nid{d.for_update}",
             unique(room_ids),
         )
-        return {info.room_id: info for info in map(_room, rows)}
+        return {info.room_id: info for info in map(room_info_of, rows)}
 
     async def update_latest(
         self,
