@@ -1,21 +1,32 @@
 """The input API: events in, per-event outcomes out, serialised per room.
 
 A request is all or nothing: its events are grouped by room (order kept within a room) and
-every group is processed in ONE transaction, one :class:`~roomserver.input.room_batch.RoomBatch`
-per room, under each room's asyncio lock (this process) and row lock (every process on the
-database), both taken in a fixed order so overlapping requests never deadlock. The
-transaction reads in one step and writes in one step (``tx.input``; docs/input.md). A
-refusal of any event (missing events, unknown room) rolls the whole request back.
+decided by one :class:`~roomserver.input.room_batch.RoomBatch` per room, under each room's
+asyncio lock (this process), from one read, then stored by one write (``tx.input``). There
+are two ways in (docs/input.md):
+
+* **Locked**: in one transaction, the read locks the rooms' rows (every process on the
+  database waits for them), and the write commits with whatever else the batches store
+  (state snapshots, memberships, invites). Always right; four round trips on PostgreSQL.
+* **Optimistic** (PostgreSQL, requests without state events): no transaction. The read comes
+  from the rows this process saw committed (:class:`CommittedRows`), or one statement without
+  locks when some are missing; the write is one statement that checks, under the room locks,
+  that nothing the decisions rest on changed. If something did, or the batches need to store
+  more than that write covers, nothing was written and the request goes the locked way.
+
+A refusal of any event (missing events, unknown room) leaves nothing written.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import orjson
 
-from roomserver.errors import bad_request, not_found
+from roomserver.errors import ServiceError, bad_request, not_found
+from roomserver.input.committed import CommittedRows
 from roomserver.input.locks import RoomLocks
 from roomserver.input.room_batch import RoomBatch, implied_auth_ids
 from roomserver.input.types import EventResult, InputEvent, InviteInput, Outcome
@@ -25,11 +36,45 @@ from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
 from roomserver.state import Resolver, StateCache, StateSession, retry_stale
 from roomserver.state.event_loader import EventLoader
-from roomserver.storage import InviteInfo, Storage, Tables
-from roomserver.storage.tables import InputWrite, Prepared
+from roomserver.storage import Backend, InviteInfo, Storage, Tables
+from roomserver.storage.tables import InputConflict, InputWrite, Prepared
 from roomserver.types import EventNID, Membership
 
 log = logging.getLogger(__name__)
+
+LOCKED_ATTEMPTS = 3
+"""Locked attempts before a request whose write keeps conflicting is refused (each one
+conflicts only if another writer stored the same event or client transaction meanwhile)."""
+
+
+class _NeedsLock(Exception):
+    """The optimistic way cannot take this request; nothing was written."""
+
+
+@dataclass(slots=True)
+class _Request:
+    """One request's events, grouped by room, with what every attempt at it shares."""
+
+    items: Sequence[InputEvent]
+    groups: dict[str, list[int]]
+    versions: dict[str, RoomVersion]
+    type_nids: dict[str, int]
+    state_key_nids: dict[str, int]
+    nids: list[EventNID]
+    """Reserved for the request's events, one per distinct event ID (used or not)."""
+    wanted: list[str] = field(default_factory=list)
+    new_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Decided:
+    results: list[EventResult]
+    session: StateSession
+    write: InputWrite
+    made: dict[EventNID, Event]
+    written: bool = False
+    positions: list[int] = field(default_factory=list)
+    """Of the request's output rows, once written."""
 
 
 class Input:
@@ -41,6 +86,7 @@ class Input:
         on_output: Callable[[int], None] | None = None,
         loader: EventLoader | None = None,
         state_cache: StateCache | None = None,
+        committed: CommittedRows | None = None,
     ) -> None:
         self.storage = storage
         self.resolver = resolver
@@ -49,6 +95,8 @@ class Input:
         self.loader = loader if loader is not None else EventLoader()
         self.state_cache = state_cache if state_cache is not None else StateCache()
         """Committed snapshots and blocks: the room's current state costs no query."""
+        self.committed = committed if committed is not None else CommittedRows()
+        """Committed room and event rows: a request may need no read at all."""
         self.locks = RoomLocks()
 
     @retry_stale
@@ -61,51 +109,133 @@ class Input:
             groups.setdefault(item.event.room_id, []).append(index)
         versions = {r: _room_version(r, [items[i] for i in ix]) for r, ix in groups.items()}
         type_nids, state_key_nids = await self._assign_nids(items)
-        results: list[EventResult | None] = [None] * len(items)
-        positions: list[int] = []
-        made: dict[EventNID, Event] = {}
-        async with self.locks.hold_many(groups), self.storage.transaction() as tx:
-            prepared = await self._prepare(tx, groups, items, versions)
-            session = StateSession(tx, cache=self.state_cache)
-            nids = iter(prepared.nids)
-            write = InputWrite()
+        wanted: set[str] = set()
+        for item in items:
+            ev = item.event
+            wanted.add(ev.event_id)
+            wanted.update(ev.auth_event_ids, ev.prev_event_ids, item.state_event_ids or ())
+            wanted.update(implied_auth_ids(ev.room_version, ev))
+        new_ids = list(dict.fromkeys(item.event.event_id for item in items))
+        async with self.locks.hold_many(groups):
+            request = _Request(
+                items,
+                groups,
+                versions,
+                type_nids,
+                state_key_nids,
+                await self.storage.reserve_event_nids(len(new_ids)),
+                sorted(wanted),
+                new_ids,
+            )
+            if self.storage.backend is Backend.POSTGRES and not any(
+                item.event.state_key is not None for item in items
+            ):
+                try:
+                    return await self._optimistic(request)
+                except (_NeedsLock, InputConflict) as reason:
+                    log.debug("input: taking the room locks (%s)", reason)
+                    self.committed.forget_rooms(groups)
+            attempts = 0
+            while True:
+                try:
+                    return await self._locked(request)
+                except InputConflict:
+                    self.committed.forget_rooms(groups)
+                    attempts += 1
+                    if attempts == LOCKED_ATTEMPTS:
+                        raise ServiceError(
+                            409,
+                            "M_UNKNOWN",
+                            "the request's events or transaction IDs were being stored by"
+                            " another writer at the same time; send it again",
+                        ) from None
+
+    async def _optimistic(self, request: _Request) -> list[EventResult]:
+        async with self.storage.read() as tables:
+            prepared = self.committed.read(request.groups, request.wanted, request.new_ids)
+            if prepared is None:
+                prepared = await tables.input.prepare(
+                    list(request.groups), request.wanted, request.new_ids, lock_rooms=False
+                )
+            if any(room_id not in prepared.rooms for room_id in request.groups):
+                raise _NeedsLock("a room of the request is not stored yet")
+            _check_versions(request, prepared)
+            decided = await self._decide(tables, request, prepared, locked=False)
+            await self._write(tables, decided)
+        return self._committed(prepared, decided)
+
+    async def _locked(self, request: _Request) -> list[EventResult]:
+        async with self.storage.transaction() as tx:
+            prepared = await self._prepare(tx, request)
+            decided = await self._decide(tx, request, prepared, locked=True)
+            await self._write(tx, decided)
+        return self._committed(prepared, decided)
+
+    async def _decide(
+        self, tables: Tables, request: _Request, prepared: Prepared, *, locked: bool
+    ) -> _Decided:
+        """Decide every event from ``prepared`` and describe the request's write; the
+        locked way also stores what that write does not cover."""
+        items = request.items
+        session = StateSession(tables, cache=self.state_cache)
+        nids = iter(request.nids)
+        if locked:
             await session.check(  # the current states that state events build on
                 nid
                 for item in items
                 if item.event.state_key is not None
                 and (nid := prepared.rooms[item.event.room_id].state_snapshot_nid)
             )
-            batches: list[RoomBatch] = []
-            for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
-                indexes = groups[room.room_id]
-                batch = RoomBatch(
-                    tx,
-                    room,
-                    versions[room.room_id],
-                    type_nids=type_nids,
-                    state_key_nids=state_key_nids,
-                    resolver=self.resolver,
-                    loader=self.loader,
-                    session=session,
-                    prepared=prepared,
-                    nids=nids,
-                )
-                outcome = await batch.run([items[i] for i in indexes])
-                for i, result in zip(indexes, outcome, strict=True):
-                    results[i] = result
-                batches.append(batch)
-            await session.flush(s for batch in batches for s in batch.snapshots())
-            for batch in batches:
-                await batch.finish(write)
-                made.update((nid, r.event) for nid, r in batch.by_nid.items())
-            positions = await tx.input.write(write)
-        # Committed: share what later requests' auth, state and output will read. (Nothing
-        # of a rolled-back request was shared: its rows were all written in its last step.)
-        self.loader.add(made)
-        session.publish()
-        if positions and self.on_output is not None:
-            self.on_output(max(positions))
-        return [r for r in results if r is not None]
+        results: list[EventResult | None] = [None] * len(items)
+        batches: list[RoomBatch] = []
+        for room in sorted(prepared.rooms.values(), key=lambda r: r.room_nid):
+            indexes = request.groups[room.room_id]
+            batch = RoomBatch(
+                tables,
+                room,
+                request.versions[room.room_id],
+                type_nids=request.type_nids,
+                state_key_nids=request.state_key_nids,
+                resolver=self.resolver,
+                loader=self.loader,
+                session=session,
+                prepared=prepared,
+                nids=nids,
+            )
+            outcome = await batch.run([items[i] for i in indexes])
+            for i, result in zip(indexes, outcome, strict=True):
+                results[i] = result
+            batches.append(batch)
+        if not locked and any(batch.writes_beyond_input() for batch in batches):
+            raise _NeedsLock("the request stores state snapshots or memberships")
+        await session.flush(s for batch in batches for s in batch.snapshots())
+        write = InputWrite()
+        made: dict[EventNID, Event] = {}
+        for batch in batches:
+            await batch.finish(write)
+            made.update((nid, r.event) for nid, r in batch.by_nid.items())
+        return _Decided([r for r in results if r is not None], session, write, made)
+
+    @staticmethod
+    async def _write(tables: Tables, decided: _Decided) -> None:
+        if not decided.write.stores_nothing():
+            decided.positions = await tables.input.write(decided.write)
+            decided.written = True
+
+    def _committed(self, prepared: Prepared, decided: _Decided) -> list[EventResult]:
+        """Share what later requests' reads, auth, state and output will need. (Nothing of
+        a request that was not written is shared: its rows all go in its last step.)"""
+        write = decided.write
+        self.committed.add(
+            prepared.rooms,
+            write.rooms if decided.written else (),
+            [*prepared.known.values(), *(e.info() for e in write.events)],
+        )
+        self.loader.add(decided.made)
+        decided.session.publish()
+        if decided.positions and self.on_output is not None:
+            self.on_output(max(decided.positions))
+        return decided.results
 
     async def _assign_nids(
         self, items: Sequence[InputEvent]
@@ -127,29 +257,15 @@ class Input:
         state_key_nids = await self.storage.assign_state_key_nids(sorted(keys))
         return type_nids, state_key_nids
 
-    async def _prepare(
-        self,
-        tx: Tables,
-        groups: dict[str, list[int]],
-        items: Sequence[InputEvent],
-        versions: dict[str, RoomVersion],
-    ) -> Prepared:
-        """The request's rooms, row-locked, and the stored events it names. A room is
-        created when the request brings its create event, refused (404) when unknown
-        otherwise."""
-        wanted: set[str] = set()
-        for item in items:
-            ev = item.event
-            wanted.add(ev.event_id)
-            wanted.update(ev.auth_event_ids, ev.prev_event_ids, item.state_event_ids or ())
-            wanted.update(implied_auth_ids(ev.room_version, ev))
-        new_ids = list(dict.fromkeys(item.event.event_id for item in items))
-        prepared = await tx.input.prepare(list(groups), sorted(wanted), new_ids)
+    async def _prepare(self, tx: Tables, request: _Request) -> Prepared:
+        """The request's rooms, row-locked, the stored events it names, and its client
+        transactions already recorded. A room is created when the request brings its
+        create event, refused (404) when unknown otherwise."""
+        items, groups, versions = request.items, request.groups, request.versions
+        prepared = await tx.input.prepare(list(groups), request.wanted, request.new_ids)
         created = False
         for room_id, indexes in groups.items():
-            version = versions[room_id]
-            room = prepared.rooms.get(room_id)
-            if room is None:
+            if room_id not in prepared.rooms:
                 if not any(
                     items[i].event.type == CREATE and items[i].event.state_key == ""
                     for i in indexes
@@ -158,18 +274,20 @@ class Input:
                         f"room {room_id} is not known to the roomserver"
                         " (send its create event first)"
                     )
-                made = await tx.rooms.get_or_create(room_id, version.identifier)
+                made = await tx.rooms.get_or_create(room_id, versions[room_id].identifier)
                 prepared.rooms[room_id] = await tx.rooms.lock(made.room_nid)
                 created = True
-            elif room.room_version != version.identifier:
-                raise bad_request(
-                    f"room {room_id} has room version {room.room_version},"
-                    f" not {version.identifier}",
-                    "M_BAD_JSON",
-                )
+        _check_versions(request, prepared)
         if created:  # read again under the new room's lock: another process may have won
-            prepared.known = await tx.events.lookup(sorted(wanted))
-            prepared.late = await tx.previous_events.referenced_ids(new_ids)
+            prepared.known = await tx.events.lookup(request.wanted)
+            prepared.late = await tx.previous_events.referenced_ids(request.new_ids)
+        transactions = [
+            (item.transaction.session_id, item.event.sender, item.transaction.transaction_id)
+            for item in items
+            if item.transaction is not None
+        ]
+        if transactions:
+            prepared.sent = await tx.transactions.event_ids(transactions)
         return prepared
 
     async def input_invites(self, invites: Sequence[InviteInput]) -> list[EventResult]:
@@ -223,6 +341,16 @@ class Input:
                 self.on_output(positions[-1])
             results.append(EventResult(ev.event_id, Outcome.ACCEPTED))
         return results
+
+
+def _check_versions(request: _Request, prepared: Prepared) -> None:
+    for room_id, room in prepared.rooms.items():
+        version = request.versions[room_id]
+        if room.room_version != version.identifier:
+            raise bad_request(
+                f"room {room_id} has room version {room.room_version}, not {version.identifier}",
+                "M_BAD_JSON",
+            )
 
 
 def _room_version(room_id: str, items: Sequence[InputEvent]) -> RoomVersion:

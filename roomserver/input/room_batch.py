@@ -106,6 +106,7 @@ class RoomBatch:
         self.known: dict[str, EventInfo] = prepared.known
         """Stored events named by the request (all its rooms), by ID."""
         self.late = prepared.late
+        self.sent = prepared.sent
         self.nids = nids
         """Fresh NIDs, shared by the request's batches."""
         self.records: dict[str, _Record] = {}
@@ -143,7 +144,7 @@ class RoomBatch:
             if event_id in self.known or event_id in self.records:
                 results.append(EventResult(event_id, Outcome.ALREADY_KNOWN))
                 continue
-            sent = await self._sent_in_transaction(item)
+            sent = self._sent_in_transaction(item)
             if sent is not None:  # a client retry that made a new event: answer the first one
                 results.append(EventResult(sent, Outcome.ALREADY_KNOWN, "transaction ID seen"))
                 continue
@@ -151,7 +152,7 @@ class RoomBatch:
             results.append(self._result(record))
         return results
 
-    async def _sent_in_transaction(self, item: InputEvent) -> str | None:
+    def _sent_in_transaction(self, item: InputEvent) -> str | None:
         txn = item.transaction
         if txn is None:
             return None
@@ -162,9 +163,7 @@ class RoomBatch:
                 txn.transaction_id,
             ):
                 return event_id
-        return await self.tables.transactions.event_id(
-            txn.session_id, item.event.sender, txn.transaction_id
-        )
+        return self.sent.get((txn.session_id, item.event.sender, txn.transaction_id))
 
     @staticmethod
     def _result(record: _Record) -> EventResult:
@@ -567,25 +566,42 @@ class RoomBatch:
             snapshots.append(self.current)
         return snapshots
 
+    def writes_beyond_input(self) -> bool:
+        """Whether :meth:`finish` stores more than the request's single write covers:
+        state snapshots not stored yet, memberships, invites."""
+        return (
+            any(s.nid is None for s in self.snapshots())
+            or bool(self.memberships)
+            or bool(self.invites)
+            or bool(self.retire)
+        )
+
     async def finish(self, write: InputWrite) -> None:
         """Add the batch's rows to ``write`` (the request's single write), after storing
-        what that write does not cover: state snapshots (unless already flushed),
-        memberships, invites, client transaction IDs."""
+        what that write does not cover (:meth:`writes_beyond_input`)."""
         snapshots = self.snapshots()
-        current_nid = None
         snapshot_nids = iter(await self.session.flush(snapshots) if snapshots else ())
         for r in self.pending:
             write.events.append(
                 self._new_event(r, next(snapshot_nids) if r.state_before is not None else None)
             )
             if r.event.event_id in self.late:
-                write.cited_before = True
-        room_nid = self.room.room_nid
-        write.edges.extend((room_nid, child, prev_id, prev) for child, prev_id, prev in self.edges)
+                write.late += 1
+        room = self.room
+        write.edges.extend(
+            (room.room_nid, child, prev_id, prev) for child, prev_id, prev in self.edges
+        )
         if self.room_changed:
-            if self.current is not None:
-                current_nid = next(snapshot_nids)
-            write.rooms.append(RoomUpdate(room_nid, self.latest, self.last_sent, current_nid))
+            current_nid = next(snapshot_nids) if self.current is not None else None
+            write.rooms.append(RoomUpdate(room, self.latest, self.last_sent, current_nid))
+        else:
+            write.rooms.append(
+                RoomUpdate(
+                    room, room.latest_event_nids, room.last_event_sent_nid, room.state_snapshot_nid
+                )
+            )
+        write.transactions.extend(self.transactions)
+        room_nid = room.room_nid
         senders = sorted({s for _, s in self.memberships} | {s for _, s in self.invites})
         sender_nids = await self.tables.event_state_keys.assign(senders) if senders else {}
         if self.memberships:
@@ -603,8 +619,6 @@ class RoomBatch:
                         invite_id, user_id, by_event, membership.content_value
                     )
                 )
-        for session_id, user_id, txn_id, event_id in self.transactions:
-            await self.tables.transactions.insert(session_id, user_id, txn_id, event_id)
         if self.outputs:
             ids = await self._event_ids(self.output_nids)
             write.output.extend(o if isinstance(o, bytes) else o(ids) for o in self.outputs)

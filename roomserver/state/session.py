@@ -575,8 +575,6 @@ class StateSession:
         an insert, plus a select for rows that already existed). Content addressing makes
         it idempotent: a state stored before gets the existing NID.
         """
-        if self.cache is not None and not self.tables.in_transaction:
-            raise RuntimeError("a session sharing a cache writes only inside a transaction")
         wanted = list(snapshots)
         bases: dict[int, Snapshot] = {}
         others: dict[int, Snapshot] = {}
@@ -592,6 +590,8 @@ class StateSession:
                     if owner is None:
                         raise RuntimeError("a pending snapshot's base has no owner")
                     bases[id(owner)] = owner
+        if (bases or others) and self.cache is not None and not self.tables.in_transaction:
+            raise RuntimeError("a session sharing a cache writes only inside a transaction")
         pending_blocks: dict[int, PendingBlock] = {}
         for snap in bases.values():
             for ref in snap.base.blocks:

@@ -10,7 +10,7 @@ from ..database import Connection
 from .aliases import RoomAliases
 from .events import EventInfo, Events, NewEvent
 from .graph import PreviousEvents
-from .input_io import InputIO, InputWrite, Prepared, RoomUpdate
+from .input_io import InputConflict, InputIO, InputWrite, Prepared, RoomUpdate
 from .members import InviteInfo, Invites, MembershipInfo, Memberships
 from .nids import EventStateKeys, EventTypes, NIDCache
 from .output_log import OutputLog, OutputRow
@@ -24,6 +24,7 @@ __all__ = [
     "EventStateKeys",
     "EventTypes",
     "Events",
+    "InputConflict",
     "InputIO",
     "InputWrite",
     "InviteInfo",

@@ -40,7 +40,27 @@ class NewEvent:
     rejection_reason: str = ""
     is_soft_failed: bool = False
     event_nid: EventNID | None = None
-    """A NID from :meth:`Events.reserve_nids`, or None to have one assigned."""
+    """A reserved NID (:meth:`Events.reserve_nids`, ``Storage.reserve_event_nids``), or
+    None to have one assigned."""
+
+    def info(self) -> EventInfo:
+        """The row's metadata once stored (the event must have a reserved NID)."""
+        if self.event_nid is None:
+            raise ValueError(f"{self.event_id} has no reserved NID")
+        return EventInfo(
+            event_nid=self.event_nid,
+            event_id=self.event_id,
+            room_nid=self.room_nid,
+            type_nid=self.type_nid,
+            state_key_nid=self.state_key_nid,
+            depth=self.depth,
+            state_snapshot_nid=self.state_snapshot_nid,
+            auth_event_nids=tuple(self.auth_event_nids),
+            is_outlier=self.is_outlier,
+            is_rejected=self.is_rejected,
+            is_soft_failed=self.is_soft_failed,
+            rejection_reason=self.rejection_reason,
+        )
 
 
 @dataclass(frozen=True, slots=True)

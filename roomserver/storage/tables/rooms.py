@@ -22,6 +22,8 @@ class RoomInfo:
     last_event_sent_nid: EventNID | None
     state_snapshot_nid: StateSnapshotNID | None
     """The state after the latest events (resolved when there are several)."""
+    write_count: int = 0
+    """How many times the three fields above were written: the input write's check."""
 
     @property
     def is_stub(self) -> bool:
@@ -30,7 +32,8 @@ class RoomInfo:
 
 
 _COLUMNS = (
-    "room_nid, room_id, room_version, latest_event_nids, last_event_sent_nid, state_snapshot_nid"
+    "room_nid, room_id, room_version, latest_event_nids, last_event_sent_nid,"
+    " state_snapshot_nid, write_count"
 )
 
 
@@ -43,6 +46,7 @@ def room_info_of(row: Row) -> RoomInfo:
         latest_event_nids=tuple(unpack_nids(row[3])),
         last_event_sent_nid=row[4] or None,
         state_snapshot_nid=row[5] or None,
+        write_count=row[6],
     )
 
 
@@ -127,7 +131,7 @@ class Rooms(Table):
         state snapshot. Call with the row locked (:meth:`lock`)."""
         await self._conn.execute(
             "UPDATE rooms SET latest_event_nids = $2, last_event_sent_nid = $3,"
-            " state_snapshot_nid = $4 WHERE room_nid = $1",
+            " state_snapshot_nid = $4, write_count = write_count + 1 WHERE room_nid = $1",
             room_nid,
             pack_nids(latest_event_nids),
             last_event_sent_nid or 0,

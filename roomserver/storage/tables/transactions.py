@@ -6,7 +6,12 @@ created, instead of sending the event twice.
 
 from __future__ import annotations
 
-from ._base import Table
+from collections.abc import Sequence
+
+from ._base import Table, chunks
+
+TransactionKey = tuple[int, str, str]
+"""(session ID, user ID, transaction ID)"""
 
 
 class Transactions(Table):
@@ -41,3 +46,18 @@ class Transactions(Table):
             transaction_id,
         )
         return None if value is None else str(value)
+
+    async def event_ids(self, keys: Sequence[TransactionKey]) -> dict[TransactionKey, str]:
+        """The events recorded for the transactions among ``keys`` that were seen."""
+        d = self._conn.dialect
+        found: dict[TransactionKey, str] = {}
+        for part in chunks(list(dict.fromkeys(keys)), d.chunk_rows(3)):
+            rows = await self._conn.fetch(
+                f"WITH k(s, u, x) AS ({d.rows(['bigint', 'text', 'text'], len(part))})"
+                " SELECT t.session_id, t.user_id, t.transaction_id, t.event_id"
+                " FROM transactions AS t JOIN k"
+                " ON t.session_id = k.s AND t.user_id = k.u AND t.transaction_id = k.x",
+                *d.row_args(part, 3),
+            )
+            found.update(((s, u, x), str(e)) for s, u, x, e in rows)
+        return found

@@ -1,0 +1,149 @@
+"""The two ways in (docs/input.md): a message of a room whose rows this process saw
+committed costs one statement on PostgreSQL; when another writer changed what it was decided
+on, it is redone under the room locks and ends as if it had been locked from the start.
+
+Two ``Input`` objects on one database stand for two processes: each has its own caches of
+committed rows. Both backends (SQLite always takes the locked way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from roomserver.input import Input, InputEvent, InputKind
+from roomserver.input.types import Outcome, TransactionRef
+from roomserver.matrix.builder import RoomBuilder
+from roomserver.matrix.events import Event
+from roomserver.matrix.room_versions import room_version
+from roomserver.storage import Storage
+from roomserver.storage.postgres import PostgresConnection
+
+from .consistency import check_database
+
+ALICE, BOB = "@alice:a.test", "@bob:b.test"
+
+
+def new_room() -> RoomBuilder:
+    room = RoomBuilder(room_version("10"), ALICE)
+    room.join(ALICE)
+    room.send("m.room.power_levels", ALICE, {"users": {ALICE: 100}}, "")
+    room.send("m.room.join_rules", ALICE, {"join_rule": "public"}, "")
+    room.join(BOB)
+    return room
+
+
+async def send(
+    service: Input, *events: Event, transaction: TransactionRef | None = None
+) -> list[tuple[str, Outcome, str | None]]:
+    results = await service.input_room_events(
+        [InputEvent(InputKind.NEW, e, transaction=transaction) for e in events]
+    )
+    return [(r.event_id, r.outcome, r.reason) for r in results]
+
+
+async def latest(storage: Storage, room_id: str) -> tuple[int, ...]:
+    async with storage.read() as r:
+        info = await r.rooms.get(room_id)
+        assert info is not None
+        return info.latest_event_nids
+
+
+async def nid(storage: Storage, event_id: str) -> int:
+    async with storage.read() as r:
+        return (await r.events.nids([event_id]))[event_id]
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement sent to PostgreSQL (a transaction's BEGIN and COMMIT included)."""
+    sent: list[str] = []
+    for name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+        original = getattr(PostgresConnection, name)
+
+        async def counted(self: Any, sql: str, *args: Any, _original: Any = original) -> Any:
+            sent.append(sql)
+            return await _original(self, sql, *args)
+
+        monkeypatch.setattr(PostgresConnection, name, counted)
+    import asyncpg.transaction
+
+    for name, word in (("start", "BEGIN"), ("commit", "COMMIT")):
+        original = getattr(asyncpg.transaction.Transaction, name)
+
+        async def marked(self: Any, _original: Any = original, _word: str = word) -> Any:
+            sent.append(_word)
+            return await _original(self)
+
+        monkeypatch.setattr(asyncpg.transaction.Transaction, name, marked)
+    return sent
+
+
+async def test_a_message_of_a_room_seen_committed_is_one_statement(
+    storage: Storage, statements: list[str]
+) -> None:
+    service = Input(storage)
+    room = new_room()
+    await send(service, *room.events, room.send("m.room.message", ALICE, {"body": "first"}))
+    await storage.reserve_event_nids(1)  # a block of NIDs is reserved ahead, not per request
+    statements.clear()
+    msg = room.send("m.room.message", BOB, {"body": "hi"})
+    assert await send(service, msg) == [(msg.event_id, Outcome.ACCEPTED, None)]
+    assert await latest(storage, room.room_id) == (await nid(storage, msg.event_id),)
+    if storage.backend.value == "postgres":
+        assert [s.split("(")[0] for s in statements[:1]] == ["SELECT roomserver_input_write"]
+        assert len(statements) == 3  # the write, then the two reads of the checks above
+    statements.clear()
+    assert await send(service, msg) == [(msg.event_id, Outcome.ALREADY_KNOWN, None)]
+    if storage.backend.value == "postgres":
+        assert statements == []  # known from the rows seen committed: nothing to write
+
+
+async def test_a_room_changed_by_another_writer_is_redone_under_the_locks(
+    storage: Storage, database_url: str
+) -> None:
+    first, second = Input(storage), Input(storage)  # two processes: two sets of caches
+    room = new_room()
+    await send(first, *room.events)
+    one = room.send("m.room.message", BOB, {"body": "one"})
+    two = room.send("m.room.message", ALICE, {"body": "two"})
+    three = room.send("m.room.message", BOB, {"body": "three"})
+    assert await send(first, one) == [(one.event_id, Outcome.ACCEPTED, None)]
+    assert await send(second, two) == [(two.event_id, Outcome.ACCEPTED, None)]
+    # first's cached room row predates `two`: its write is refused, then redone locked.
+    assert await send(first, three) == [(three.event_id, Outcome.ACCEPTED, None)]
+    assert await latest(storage, room.room_id) == (await nid(storage, three.event_id),)
+    assert await check_database(database_url) == []  # snapshots, latest events, output log
+
+
+async def test_an_event_stored_by_another_writer_is_already_known(
+    storage: Storage, database_url: str
+) -> None:
+    first, second = Input(storage), Input(storage)
+    room = new_room()
+    await send(first, *room.events)
+    msg = room.send("m.room.message", BOB, {"body": "twice"})
+    assert await send(second, msg) == [(msg.event_id, Outcome.ACCEPTED, None)]
+    # first has never seen msg; its room row is stale too.
+    assert await send(first, msg) == [(msg.event_id, Outcome.ALREADY_KNOWN, None)]
+    assert await check_database(database_url) == []  # msg in exactly one output row
+
+
+async def test_a_client_transaction_seen_by_another_writer_maps_to_its_first_event(
+    storage: Storage,
+) -> None:
+    first, second = Input(storage), Input(storage)
+    room = new_room()
+    await send(first, *room.events)
+    txn = TransactionRef(session_id=7, transaction_id="m1")
+    original = room.send("m.room.message", BOB, {"body": "once"})
+    retry = room.event("m.room.message", BOB, {"body": "once"})  # the client's retry
+    assert await send(first, original, transaction=txn) == [
+        (original.event_id, Outcome.ACCEPTED, None)
+    ]
+    for service in (second, first):  # a fresh process, then the one that stored it
+        answer = await send(service, retry, transaction=txn)
+        assert answer == [(original.event_id, Outcome.ALREADY_KNOWN, "transaction ID seen")]
+    async with storage.read() as r:
+        assert not await r.events.nids([retry.event_id])
