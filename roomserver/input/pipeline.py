@@ -226,10 +226,18 @@ class Input:
         """Share what later requests' reads, auth, state and output will need. (Nothing of
         a request that was not written is shared: its rows all go in its last step.)"""
         write = decided.write
-        self.committed.add(
-            prepared.rooms,
+        latest = {nid for r in write.rooms for nid in r.latest_event_nids}
+        self.committed.add(  # of the new events, those later requests may cite: the latest
+            prepared.rooms,  # ones (prev events) and state events (auth events)
             write.rooms if decided.written else (),
-            [*prepared.known.values(), *(e.info() for e in write.events)],
+            [
+                *prepared.known.values(),
+                *(
+                    e.info()
+                    for e in write.events
+                    if e.state_key_nid is not None or e.event_nid in latest
+                ),
+            ],
         )
         self.loader.add(decided.made)
         decided.session.publish()
