@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from roomserver.errors import ServiceError
 from roomserver.input import Input, InputEvent, InputKind
 from roomserver.input.types import Outcome, TransactionRef
 from roomserver.matrix.builder import RoomBuilder
@@ -147,3 +148,22 @@ async def test_a_client_transaction_seen_by_another_writer_maps_to_its_first_eve
         assert answer == [(original.event_id, Outcome.ALREADY_KNOWN, "transaction ID seen")]
     async with storage.read() as r:
         assert not await r.events.nids([retry.event_id])
+
+
+async def test_an_event_id_stored_meanwhile_in_another_room_is_a_400(storage: Storage) -> None:
+    """Room versions 1 and 2 let a sender choose event IDs: the same ID arrives for two
+    rooms. The second writer decided without seeing the first one's row (its read came from
+    its cache); its write is refused, and the locked retry answers 400, not a 500."""
+    first, second = Input(storage), Input(storage)
+    room_a, room_b = RoomBuilder(room_version("1"), ALICE), RoomBuilder(room_version("1"), ALICE)
+    for service, room in ((first, room_a), (second, room_b)):
+        room.join(ALICE)
+        room.send("m.room.message", ALICE, {"body": "warm the cache"})
+        await send(service, *room.events)
+    same = {"event_id": "$same:a.test"}
+    in_a = room_a.send("m.room.message", ALICE, {"body": "a"}, extra_fields=same)
+    in_b = room_b.send("m.room.message", ALICE, {"body": "b"}, extra_fields=same)
+    assert await send(first, in_a) == [(in_a.event_id, Outcome.ACCEPTED, None)]
+    with pytest.raises(ServiceError) as refused:
+        await send(second, in_b)
+    assert refused.value.status == 400 and "another room" in refused.value.message
