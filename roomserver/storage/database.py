@@ -151,9 +151,9 @@ async def reserve_ids(conn: Connection, table: str, column: str, count: int) -> 
     if count <= 0:
         return []
     if conn.dialect.is_postgres:
-        rows = await conn.fetch(
-            f"SELECT nextval(pg_get_serial_sequence('{table}', '{column}'))"
-            " FROM generate_series(1, $1)",
+        rows = await conn.fetch(  # OFFSET 0: the sequence is looked up once, not per value
+            f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', '{column}')"
+            "::regclass AS seq OFFSET 0) AS s, generate_series(1, $1)",
             count,
         )
         return [int(r[0]) for r in rows]

@@ -26,7 +26,7 @@ from .database import Backend, Database, open_database, reserve_ids
 from .migrate import apply_migrations
 from .tables import NIDCache, Tables
 
-EVENT_NID_BLOCK = 256
+EVENT_NID_BLOCK = 1024
 """Event NIDs reserved per statement by :meth:`Storage.reserve_event_nids`."""
 
 
@@ -109,7 +109,9 @@ class Storage:
         async with self._event_nids_lock:
             if len(self._event_nids) < count:
                 wanted = max(count - len(self._event_nids), EVENT_NID_BLOCK)
-                async with self.db.transaction() as conn:
+                # A sequence needs no transaction; SQLite's counter is a row to update.
+                postgres = self.backend is Backend.POSTGRES
+                async with self.db.connection() if postgres else self.db.transaction() as conn:
                     self._event_nids.extend(await reserve_ids(conn, "events", "event_nid", wanted))
             return [self._event_nids.popleft() for _ in range(count)]
 
