@@ -199,5 +199,11 @@ router.add_api_route(
             "does not have (`M_MISSING_EVENTS`, with `missing_event_ids`). Nothing of the "
             "request was stored.",
         },
+        409: {
+            "model": MatrixErrorBody,
+            "description": "`M_UNKNOWN`: other writers kept storing the same events or client "
+            "transaction IDs at the same moment (three attempts). Nothing of the request was "
+            "stored; send it again.",
+        },
     },
 )

@@ -1,13 +1,15 @@
-"""One room's input events, processed in order inside the request's write transaction.
+"""One room's input events, decided in order in memory, then described for the request's
+single write.
 
-The batch is handed what the request read up front (the room row, locked; every cited
-event; fresh NIDs), decides each event in memory (auth against its auth events, state
-before it, auth against that state, soft-fail against the current state, latest events,
-membership changes), then in :meth:`RoomBatch.finish` stores what only it writes
-(memberships, invites, client transaction IDs; snapshots unless the caller flushed them) and
-adds its event rows, prev-event edges, room row and output log rows to the request's single
-write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere rolls the whole
-request back.
+The batch is handed what the request read up front (the room row, every cited event, the
+client transactions already seen) and reserved NIDs, decides each event in memory (auth
+against its auth events, state before it, auth against that state, soft-fail against the
+current state, latest events, membership changes), then in :meth:`RoomBatch.finish` stores
+what only it writes (snapshots unless the caller flushed them, memberships, invites: the
+locked way only, see :meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
+prev-event edges, room row, client transaction IDs and output log rows to the request's
+single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere leaves the
+request unwritten.
 """
 
 from __future__ import annotations

@@ -14,12 +14,14 @@ import pytest
 
 from roomserver.errors import ServiceError
 from roomserver.input import Input, InputEvent, InputKind
+from roomserver.input.pipeline import LOCKED_ATTEMPTS
 from roomserver.input.types import Outcome, TransactionRef
 from roomserver.matrix.builder import RoomBuilder
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import room_version
 from roomserver.storage import Storage
 from roomserver.storage.postgres import PostgresConnection
+from roomserver.storage.tables import InputConflict, InputIO, InputWrite
 
 from .consistency import check_database
 
@@ -167,3 +169,26 @@ async def test_an_event_id_stored_meanwhile_in_another_room_is_a_400(storage: St
     with pytest.raises(ServiceError) as refused:
         await send(second, in_b)
     assert refused.value.status == 400 and "another room" in refused.value.message
+
+
+async def test_a_write_refused_again_and_again_is_a_409(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Input(storage)
+    room = new_room()
+    await send(service, *room.events)
+    attempts: list[str] = []
+
+    async def refuse(self: InputIO, w: InputWrite) -> list[int]:
+        attempts.append("write")
+        raise InputConflict("another writer stored the same event meanwhile")
+
+    monkeypatch.setattr(InputIO, "write", refuse)
+    msg = room.send("m.room.message", BOB, {"body": "contended"})
+    with pytest.raises(ServiceError) as refused:
+        await send(service, msg)
+    assert refused.value.status == 409
+    optimistic = 1 if storage.backend.value == "postgres" else 0
+    assert len(attempts) == optimistic + LOCKED_ATTEMPTS
+    monkeypatch.undo()
+    assert await send(service, msg) == [(msg.event_id, Outcome.ACCEPTED, None)]  # then it goes in
