@@ -355,8 +355,9 @@ class StateSession:
     ) -> list[StateMap]:
         """:meth:`lookup` for several states at once: one query for all their blocks."""
         plans: list[tuple[Snapshot, list[StateKeyTuple]]] = [
-            (snap, [StateKeyTuple(*k) for k in keys]) for snap, keys in requests
-        ]
+            (snap, [k if k.__class__ is StateKeyTuple else StateKeyTuple(*k) for k in keys])
+            for snap, keys in requests
+        ]  # (making a NamedTuple costs more than the lookup: only plain tuples are made one)
         refs: list[BlockRef] = []
         for snap, keys in plans:
             blocks = snap.base.blocks

@@ -218,6 +218,7 @@ class _Zstd(threading.local):
         dictionary = zstandard.ZstdCompressionDict(
             _JSON_DICTIONARY_V1, dict_type=zstandard.DICT_TYPE_RAWCONTENT
         )
+        dictionary.precompute_compress(level=1)  # digested once, not at every compress
         self.compressor = zstandard.ZstdCompressor(
             level=1, dict_data=dictionary, write_checksum=False, write_dict_id=False
         )
