@@ -160,39 +160,43 @@ class InputIO(Table):
                 if prev_nid is None
             ]
         )
+        args = [
+            [r.room_nid for r in w.rooms],
+            [r.read.write_count for r in w.rooms],
+            [pack_nids(r.latest_event_nids) for r in w.rooms],
+            [r.last_event_sent_nid or 0 for r in w.rooms],
+            [r.state_snapshot_nid or 0 for r in w.rooms],
+            w.late,
+            [e.event_nid for e in events],
+            [e.event_id for e in events],
+            [e.room_nid for e in events],
+            [e.type_nid for e in events],
+            [e.state_key_nid or 0 for e in events],
+            [e.depth for e in events],
+            [e.state_snapshot_nid or 0 for e in events],
+            [pack_nids(e.auth_event_nids) for e in events],
+            [e.is_outlier for e in events],
+            [e.is_rejected for e in events],
+            [e.is_soft_failed for e in events],
+            [e.rejection_reason for e in events],
+            [encode_event_json(e.json) for e in events],
+            [p for p, _ in known],
+            [c for _, c in known],
+            [p for p, _, _ in missing],
+            [c for _, c, _ in missing],
+            [r for _, _, r in missing],
+            [t[0] for t in w.transactions],
+            [t[1] for t in w.transactions],
+            [t[2] for t in w.transactions],
+            [t[3] for t in w.transactions],
+            w.output,
+        ]
+        # An empty array goes as NULL, which asyncpg encodes for nothing (~4 µs an array
+        # less): the function only unnests arrays, matches with = ANY() or tests their
+        # cardinality, and NULL reads as empty in each.
+        args = [None if isinstance(a, list) and not a else a for a in args]
         try:
-            head = await self._conn.fetchval(
-                _WRITE,
-                [r.room_nid for r in w.rooms],
-                [r.read.write_count for r in w.rooms],
-                [pack_nids(r.latest_event_nids) for r in w.rooms],
-                [r.last_event_sent_nid or 0 for r in w.rooms],
-                [r.state_snapshot_nid or 0 for r in w.rooms],
-                w.late,
-                [e.event_nid for e in events],
-                [e.event_id for e in events],
-                [e.room_nid for e in events],
-                [e.type_nid for e in events],
-                [e.state_key_nid or 0 for e in events],
-                [e.depth for e in events],
-                [e.state_snapshot_nid or 0 for e in events],
-                [pack_nids(e.auth_event_nids) for e in events],
-                [e.is_outlier for e in events],
-                [e.is_rejected for e in events],
-                [e.is_soft_failed for e in events],
-                [e.rejection_reason for e in events],
-                [encode_event_json(e.json) for e in events],
-                [p for p, _ in known],
-                [c for _, c in known],
-                [p for p, _, _ in missing],
-                [c for _, c, _ in missing],
-                [r for _, _, r in missing],
-                [t[0] for t in w.transactions],
-                [t[1] for t in w.transactions],
-                [t[2] for t in w.transactions],
-                [t[3] for t in w.transactions],
-                w.output,
-            )
+            head = await self._conn.fetchval(_WRITE, *args)
         except asyncpg.SerializationError as e:
             raise InputConflict(str(e)) from e
         return list(range(head + 1, head + 1 + len(w.output)))
