@@ -6,8 +6,10 @@ create, power levels, join rules and sender's member events) that the previous r
 the room wrote or read moments ago. When every row a request needs is here, the optimistic
 way in (docs/input.md) decides from them and goes straight to the write.
 
-Why a stale row never does harm: event rows never change once stored (their NIDs are never
-reused), so a cached one is right forever. A room row changes with every event another
+Why a stale row never does harm: the input pipeline never changes an event row once stored
+(and NIDs are never reused), so a cached one is right forever. (``Events.set_state_snapshots``
+and its siblings do change rows; whatever starts calling them -- an outlier given its state,
+say -- must drop those events from this cache.) A room row changes with every event another
 process (or a request the cache did not see) stores in the room; the write compares the
 room row it was decided on with the stored one under the row lock, and a difference makes
 the request start again the locked way, after :meth:`CommittedRows.forget_rooms`. The
