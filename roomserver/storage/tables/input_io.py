@@ -215,9 +215,8 @@ class InputIO(Table):
         if await Events(self._conn).nids(new_ids):
             raise InputConflict("an event of the request was stored since the request read")
         transactions = Transactions(self._conn)
-        for session_id, user_id, txn_id, _ in w.transactions:
-            if await transactions.event_id(session_id, user_id, txn_id) is not None:
-                raise InputConflict("a client transaction ID of the request was stored")
+        if w.transactions and await transactions.event_ids([t[:3] for t in w.transactions]):
+            raise InputConflict("a client transaction ID of the request was stored")
         for r in w.rooms:
             await rooms.update_latest(
                 r.room_nid, r.latest_event_nids, r.last_event_sent_nid, r.state_snapshot_nid
