@@ -7,11 +7,11 @@
 --   current state); every write adds one.
 -- * roomserver_input_write checks, under the rooms' row locks, that nothing it was decided
 --   on has changed since it was read: each room's write_count is the one the request saw,
---   as many of the new events as the request saw
---   are already cited by stored ones, none of the new events or client transaction IDs is
---   stored yet. If anything did change it raises serialization_failure (40001) and writes
---   nothing: the service then redoes the request under the room locks. It also stores the
---   request's client transaction IDs, which schema 2 left to a separate statement.
+--   as many of the new events are already cited by stored ones as the request saw, and
+--   none of the new events or client transaction IDs is stored yet. If anything did change
+--   it raises serialization_failure (40001) and writes nothing: the service then redoes
+--   the request under the room locks. It also stores the request's client transaction
+--   IDs, which schema 2 left to a separate statement. A NULL array reads as an empty one.
 --
 -- A request read under the room locks (BEGIN, prepare with lock_rooms, write, COMMIT) passes
 -- these checks by construction; one read without locks (or from the service's cache of
