@@ -63,19 +63,7 @@ class CommittedRows:
         for room in rooms.values():
             self._rooms.put(room.room_id, room)
         for u in updates:
-            room = u.read
-            self._rooms.put(
-                room.room_id,
-                RoomInfo(
-                    room_nid=room.room_nid,
-                    room_id=room.room_id,
-                    room_version=room.room_version,
-                    latest_event_nids=tuple(u.latest_event_nids),
-                    last_event_sent_nid=u.last_event_sent_nid,
-                    state_snapshot_nid=u.state_snapshot_nid,
-                    write_count=room.write_count + 1,
-                ),
-            )
+            self._rooms.put(u.read.room_id, u.written())
         for info in events:
             self._events.put(info.event_id, info)
 

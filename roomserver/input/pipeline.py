@@ -62,8 +62,10 @@ class _Request:
     state_key_nids: dict[str, int]
     nids: list[EventNID]
     """Reserved for the request's events, one per distinct event ID (used or not)."""
-    wanted: list[str] = field(default_factory=list)
-    new_ids: list[str] = field(default_factory=list)
+    wanted: list[str]
+    """Every event ID the request names (its own, prev, auth, state events)."""
+    new_ids: list[str]
+    """The request's own event IDs, once each."""
 
 
 @dataclass(slots=True)

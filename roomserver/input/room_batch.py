@@ -597,11 +597,7 @@ class RoomBatch:
             current_nid = next(snapshot_nids) if self.current is not None else None
             write.rooms.append(RoomUpdate(room, self.latest, self.last_sent, current_nid))
         else:
-            write.rooms.append(
-                RoomUpdate(
-                    room, room.latest_event_nids, room.last_event_sent_nid, room.state_snapshot_nid
-                )
-            )
+            write.rooms.append(RoomUpdate.unchanged(room))
         write.transactions.extend(self.transactions)
         room_nid = room.room_nid
         senders = sorted({s for _, s in self.memberships} | {s for _, s in self.invites})

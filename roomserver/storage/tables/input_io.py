@@ -18,7 +18,7 @@ read without them, the write alone can stand in for a transaction (docs/input.md
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 
@@ -64,9 +64,30 @@ class RoomUpdate:
     last_event_sent_nid: EventNID | None
     state_snapshot_nid: StateSnapshotNID | None
 
+    @classmethod
+    def unchanged(cls, room: RoomInfo) -> RoomUpdate:
+        return cls(room, room.latest_event_nids, room.last_event_sent_nid, room.state_snapshot_nid)
+
     @property
     def room_nid(self) -> RoomNID:
         return self.read.room_nid
+
+    def changes_row(self) -> bool:
+        return self.row() != self.read
+
+    def row(self) -> RoomInfo:
+        """The room's row once this is written (but for ``write_count``: see
+        :meth:`written`)."""
+        return replace(
+            self.read,
+            latest_event_nids=tuple(self.latest_event_nids),
+            last_event_sent_nid=self.last_event_sent_nid or None,
+            state_snapshot_nid=self.state_snapshot_nid or None,
+        )
+
+    def written(self) -> RoomInfo:
+        """The room's row as :meth:`InputIO.write` leaves it (every write counts one)."""
+        return replace(self.row(), write_count=self.read.write_count + 1)
 
 
 @dataclass(slots=True)
@@ -89,11 +110,8 @@ class InputWrite:
 
     def stores_nothing(self) -> bool:
         """No rows to add and every room as it was read (e.g. a retry of known events)."""
-        return not (self.events or self.edges or self.transactions or self.output) and all(
-            tuple(r.latest_event_nids) == r.read.latest_event_nids
-            and (r.last_event_sent_nid or None) == r.read.last_event_sent_nid
-            and (r.state_snapshot_nid or None) == r.read.state_snapshot_nid
-            for r in self.rooms
+        return not (self.events or self.edges or self.transactions or self.output) and not any(
+            r.changes_row() for r in self.rooms
         )
 
 
