@@ -65,5 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_query.router)
     app.include_router(routes_alias.router)
     app.include_router(routes_output.router)
+    app.add_middleware(routes_input.InputFastPath)  # inside the body size limit
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

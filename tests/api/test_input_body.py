@@ -1,11 +1,17 @@
-"""inputRoomEvents reads its body itself (orjson, outside FastAPI's request handling): the
-answers must stay those FastAPI gave, for every kind of body, and the route must stay
-documented in the OpenAPI schema."""
+"""inputRoomEvents reads its body itself (orjson, outside FastAPI's request handling), and is
+served by a middleware before the router (``InputFastPath``): the answers must stay those
+FastAPI gave, for every kind of body, on both ways in, and the route must stay documented
+in the OpenAPI schema."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
 from fastapi import FastAPI
+
+from roomserver.api import routes_input
 
 URL = "/api/roomserver/inputRoomEvents"
 JSON = "application/json"
@@ -33,7 +39,18 @@ CASES: list[tuple[bytes, str | None, int, str | None]] = [
 ]
 
 
-async def test_every_kind_of_body_gets_fastapis_answer(http: httpx.AsyncClient) -> None:
+@pytest.fixture(params=["fast path", "router"])
+async def way_in(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests the fast path serves, or (under a root_path, which the fast
+    path leaves to the router) the router's route."""
+    root = "" if request.param == "fast path" else "/behind-a-proxy"
+    transport = httpx.ASGITransport(app=app, root_path=root)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://rs{root}") as client:
+        yield client
+
+
+async def test_every_kind_of_body_gets_fastapis_answer(way_in: httpx.AsyncClient) -> None:
+    http = way_in
     for body, content_type, status, errcode in CASES:
         headers = {} if content_type is None else {"content-type": content_type}
         resp = await http.post(URL, content=body, headers=headers)
@@ -57,3 +74,35 @@ def test_the_route_is_still_documented(app: FastAPI) -> None:
     assert body.endswith("/InputRoomEventsRequest") and ok.endswith("/InputRoomEventsResponse")
     assert "422" not in op["responses"] and {"4XX", "400", "404"} <= set(op["responses"])
     assert len(op["description"]) > 40
+
+
+async def test_the_fast_path_serves_input_and_only_input(
+    app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[str] = []
+    handle = routes_input._handle
+
+    async def counting(request: object) -> object:
+        served.append("handler")
+        return await handle(request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(routes_input, "_handle", counting)
+    router_calls: list[str] = []
+    routing = app.router.middleware_stack
+
+    async def spy(scope: object, receive: object, send: object) -> None:
+        router_calls.append("router")
+        await routing(scope, receive, send)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.router, "middleware_stack", spy)
+    assert (await http.post(URL, json={})).status_code == 200
+    assert (await http.post(URL, content=b"{x", headers={"content-type": JSON})).json()[
+        "errcode"
+    ] == "M_NOT_JSON"
+    assert served == ["handler", "handler"] and router_calls == []
+    # another method on the same path, and other paths, still go through the router
+    assert (await http.get(URL)).json()["errcode"] == "M_UNRECOGNIZED"
+    assert (
+        await http.post("/api/roomserver/queryRoomVersionCapabilities", json={})
+    ).status_code == 200
+    assert router_calls == ["router", "router"]
