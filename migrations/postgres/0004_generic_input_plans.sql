@@ -4,7 +4,7 @@
 -- statement, but under the default plan_cache_mode it plans again, at every call, each
 -- statement whose generic plan the planner guesses costlier than a custom one, and an
 -- unnest() of a parameter array is guessed at 100 rows whatever it holds: the UPDATE of
--- the rooms was planned anew at every write (~0.1 ms of a one-event write's ~0.6 ms,
+-- the rooms was planned anew at every write (~0.08 ms of a one-event write's ~0.7 ms,
 -- docs/input-bench.md). With seq scans off in these functions every generic plan reads
 -- through the indexes, which is what a custom plan chose too.
 

@@ -83,12 +83,18 @@ class InputFastPath:
 
 
 def _error_handler(app: FastAPI, exc: Exception) -> Any:
-    """The app's handler for ``exc`` that the exception middleware would call; None for
-    the catch-all ``Exception`` handler, which the server error middleware calls."""
+    """The app's handler for ``exc`` that the exception middleware would call (by status
+    for an HTTPException, else by class); None for the catch-all ``Exception`` handler,
+    which the server error middleware calls."""
+    handlers = app.exception_handlers
+    if isinstance(exc, HTTPException) and exc.status_code != 500:
+        by_status = handlers.get(exc.status_code)
+        if by_status is not None:
+            return by_status
     for cls in type(exc).__mro__:
         if cls is Exception:
             return None
-        handler = app.exception_handlers.get(cls)
+        handler = handlers.get(cls)
         if handler is not None:
             return handler
     return None

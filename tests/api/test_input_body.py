@@ -10,8 +10,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from roomserver.api import routes_input
+from roomserver.errors import ServiceError
+from roomserver.matrix.errors import MatrixError
 
 URL = "/api/roomserver/inputRoomEvents"
 JSON = "application/json"
@@ -106,3 +110,19 @@ async def test_the_fast_path_serves_input_and_only_input(
         await http.post("/api/roomserver/queryRoomVersionCapabilities", json={})
     ).status_code == 200
     assert router_calls == ["router", "router"]
+
+
+def test_errors_find_the_handler_the_exception_middleware_would_find(app: FastAPI) -> None:
+    handlers = app.exception_handlers
+    by_status = object()
+    lookup = routes_input._error_handler
+    assert lookup(app, ServiceError(400, "M_BAD_JSON", "x")) is handlers[MatrixError]
+    assert lookup(app, RequestValidationError([])) is handlers[RequestValidationError]
+    assert lookup(app, HTTPException(418)) is handlers[HTTPException]
+    assert lookup(app, ValueError("a bug")) is None  # the server error middleware's: a 500
+    handlers[418] = by_status  # type: ignore[assignment]
+    try:
+        assert lookup(app, HTTPException(418)) is by_status
+        assert lookup(app, HTTPException(413)) is handlers[HTTPException]
+    finally:
+        del handlers[418]
