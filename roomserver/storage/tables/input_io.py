@@ -223,8 +223,9 @@ class InputIO(Table):
         """The same write and checks as plain statements (SQLite: the caller's transaction
         holds the database's write lock, so the checks only fail on a caller's mistake)."""
         rooms = Rooms(self._conn)
+        stored = await rooms.get_many([r.read.room_id for r in w.rooms])
         for r in w.rooms:
-            now = await rooms.get_by_nid(r.room_nid)
+            now = stored.get(r.read.room_id)
             if now is None or now.write_count != r.read.write_count:
                 raise InputConflict("a room changed since the request read it")
         new_ids = [e.event_id for e in w.events]
@@ -247,6 +248,5 @@ class InputIO(Table):
         graph = PreviousEvents(self._conn)
         for room, edges in by_room.items():
             await graph.add(room, edges)
-        for session_id, user_id, txn_id, event_id in w.transactions:
-            await transactions.insert(session_id, user_id, txn_id, event_id)
+        await transactions.insert_new(w.transactions)
         return await OutputLog(self._conn).append(w.output)

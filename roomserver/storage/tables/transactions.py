@@ -37,6 +37,18 @@ class Transactions(Table):
             raise RuntimeError("transaction row vanished while being recorded")
         return existing
 
+    async def insert_new(self, rows: Sequence[tuple[int, str, str, str]]) -> None:
+        """Record transactions not seen before: (session ID, user ID, transaction ID, event
+        ID) rows, a statement per chunk (one seen before keeps its first event)."""
+        d = self._conn.dialect
+        for part in chunks(list(rows), d.chunk_rows(4)):
+            await self._conn.execute(
+                "INSERT INTO transactions (session_id, user_id, transaction_id, event_id)"
+                f" {d.rows(['bigint', 'text', 'text', 'text'], len(part))}"
+                " ON CONFLICT DO NOTHING",
+                *d.row_args(part, 4),
+            )
+
     async def event_id(self, session_id: int, user_id: str, transaction_id: str) -> str | None:
         value = await self._conn.fetchval(
             "SELECT event_id FROM transactions"
