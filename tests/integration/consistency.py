@@ -13,6 +13,8 @@ by room in topological order,
   events (those no such event cites as a prev; rejected and soft-failed events are never
   latest and do not retire their prevs) -- compared with the room row, together with the
   room's current state (the resolved state after those extremities);
+- the memberships: each member event of the room's current state is its member's row in
+  the memberships table (that event, its membership);
 - the output log: positions 1..N without gap, each accepted event in exactly one
   ``new_room_event`` row (rejected, soft-failed and outlier events in none), and the last
   ``new_room_event`` row of each room naming the room's latest events.
@@ -34,7 +36,8 @@ from roomserver.matrix.room_versions import RoomVersion, room_version
 from roomserver.matrix.stateres import resolve_state
 from roomserver.state import StateSession
 from roomserver.storage import Storage, Tables
-from roomserver.types import StateMap
+from roomserver.storage.tables import RoomInfo
+from roomserver.types import Membership, StateMap
 
 StringState = dict[tuple[str, str], str]
 """``(type, state key) -> event ID``."""
@@ -288,6 +291,7 @@ async def _check_room(tables: Tables, room_nid: int) -> tuple[list[str], _RoomFa
         elif stored_states.state(room.state_snapshot_nid) != current:
             have = stored_states.state(room.state_snapshot_nid)
             problems.append(f"{room.room_id}: wrong current state: {_difference(have, current)}")
+        problems += await _check_memberships(tables, room, current, events)
     if len(problems) > MAX_PROBLEMS_PER_ROOM:
         problems = [
             *problems[:MAX_PROBLEMS_PER_ROOM],
@@ -300,6 +304,26 @@ async def _check_room(tables: Tables, room_nid: int) -> tuple[list[str], _RoomFa
         set(events),
     )
     return problems, facts
+
+
+async def _check_memberships(
+    tables: Tables, room: RoomInfo, current: StringState, events: Mapping[str, _Stored]
+) -> list[str]:
+    rows = await tables.memberships.members(room.room_nid)
+    users = await tables.event_state_keys.strings([m.target_nid for m in rows])
+    id_of = {s.nid: event_id for event_id, s in events.items()}
+    stored = {users.get(m.target_nid): (id_of.get(m.event_nid), m.membership) for m in rows}
+    problems: list[str] = []
+    for (event_type, user), event_id in sorted(current.items()):
+        if event_type != "m.room.member":
+            continue
+        content = events[event_id].event.membership or "leave"
+        want = (event_id, Membership.from_content(content))
+        if stored.get(user) != want:
+            problems.append(
+                f"{room.room_id}: membership of {user} is {stored.get(user)}, expected {want}"
+            )
+    return problems
 
 
 # -- the output log ---------------------------------------------------------------------

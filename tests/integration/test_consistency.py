@@ -91,6 +91,13 @@ async def test_checker_finds_each_kind_of_damage(storage: Storage) -> None:
     async def accepted_marked_soft_failed(tx: Tables) -> None:
         await tx.events.set_soft_failed([await _nid(tx, accepted[-1].event_id)], True)
 
+    async def membership_lost(tx: Tables) -> None:
+        await tx.conn.execute(
+            "DELETE FROM memberships WHERE room_nid = $1 AND target_nid ="
+            " (SELECT MAX(target_nid) FROM memberships WHERE room_nid = $1)",
+            room.room_nid,
+        )
+
     cases: list[tuple[Callable[[Tables], Awaitable[None]], str]] = [
         (lose_a_latest_event, "are not the forward extremities"),
         (soft_failed_as_latest, f"extra ['{soft_failed.event_id}']"),
@@ -98,6 +105,7 @@ async def test_checker_finds_each_kind_of_damage(storage: Storage) -> None:
         (output_gap, "gaps [3]"),
         (output_duplicate, "in 2 new_room_event rows"),
         (accepted_marked_soft_failed, "(rejected, soft-failed or outlier) is in 1"),
+        (membership_lost, "is None, expected"),
     ]
     for damage, expected in cases:
         report = await _problems_after(storage, damage)
