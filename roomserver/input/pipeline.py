@@ -7,12 +7,14 @@ are two ways in (docs/input.md):
 
 * **Locked**: in one transaction, the read locks the rooms' rows (every process on the
   database waits for them), and the write commits with whatever else the batches store
-  (state snapshots, memberships, invites). Always right; four round trips on PostgreSQL.
-* **Optimistic** (PostgreSQL, requests without state events): no transaction. The read comes
-  from the rows this process saw committed (:class:`CommittedRows`), or one statement without
-  locks when some are missing; the write is one statement that checks, under the room locks,
-  that nothing the decisions rest on changed. If something did, or the batches need to store
-  more than that write covers, nothing was written and the request goes the locked way.
+  (state snapshots, invites). Always right; four round trips on PostgreSQL, more for states.
+* **Optimistic** (PostgreSQL, rooms already stored): no transaction. The read comes from the
+  rows this process saw committed (:class:`CommittedRows`), or one statement without locks
+  when some are missing; the write is one statement that checks, under the room locks, that
+  nothing the decisions rest on changed, and stores the new states (deltas over stored bases,
+  under reserved NIDs) itself. If something did change, or the batches need to store more
+  than that write covers (a new state base, invites), nothing was written and the request
+  goes the locked way.
 
 A refusal of any event (missing events, unknown room) leaves nothing written.
 """
@@ -38,7 +40,7 @@ from roomserver.state import Resolver, StateCache, StateSession, retry_stale
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Backend, InviteInfo, Storage, Tables
 from roomserver.storage.tables import InputConflict, InputWrite, Prepared
-from roomserver.types import EventNID, Membership
+from roomserver.types import EventNID, Membership, StateSnapshotNID
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class _Request:
     """Every event ID the request names (its own, prev, auth, state events)."""
     new_ids: list[str]
     """The request's own event IDs, once each."""
+    snapshot_nids: list[StateSnapshotNID]
+    """Reserved for the states of the request's state events (the optimistic way)."""
 
 
 @dataclass(slots=True)
@@ -118,6 +122,8 @@ class Input:
             wanted.update(ev.auth_event_ids, ev.prev_event_ids, item.state_event_ids or ())
             wanted.update(implied_auth_ids(ev.room_version, ev))
         new_ids = list(dict.fromkeys(item.event.event_id for item in items))
+        optimistic = self.storage.backend is Backend.POSTGRES
+        states = sum(item.event.state_key is not None for item in items) if optimistic else 0
         async with self.locks.hold_many(groups):
             request = _Request(
                 items,
@@ -128,10 +134,9 @@ class Input:
                 await self.storage.reserve_event_nids(len(new_ids)),
                 sorted(wanted),
                 new_ids,
+                await self.storage.reserve_snapshot_nids(states) if states else [],
             )
-            if self.storage.backend is Backend.POSTGRES and not any(
-                item.event.state_key is not None for item in items
-            ):
+            if optimistic:
                 try:
                     return await self._optimistic(request)
                 except (_NeedsLock, InputConflict) as reason:
@@ -208,10 +213,17 @@ class Input:
             for i, result in zip(indexes, outcome, strict=True):
                 results[i] = result
             batches.append(batch)
-        if not locked and any(batch.writes_beyond_input() for batch in batches):
-            raise _NeedsLock("the request stores state snapshots or memberships")
-        await session.flush(s for batch in batches for s in batch.snapshots())
         write = InputWrite()
+        if not locked:
+            if any(batch.writes_beyond_input() for batch in batches):
+                raise _NeedsLock("the request stores or retires invites")
+            named = session.name_for_caller(
+                (s for batch in batches for s in batch.snapshots()), request.snapshot_nids
+            )
+            if named is None:
+                raise _NeedsLock("the request stores a new state base")
+            write.snapshots = named
+        await session.flush(s for batch in batches for s in batch.snapshots())
         made: dict[EventNID, Event] = {}
         for batch in batches:
             await batch.finish(write)

@@ -5,10 +5,10 @@ The batch is handed what the request read up front (the room row, every cited ev
 client transactions already seen) and reserved NIDs, decides each event in memory (auth
 against its auth events, state before it, auth against that state, soft-fail against the
 current state, latest events, membership changes), then in :meth:`RoomBatch.finish` stores
-what only it writes (snapshots unless the caller flushed them, memberships, invites: the
+what only it writes (snapshots unless the caller flushed or named them, invites: the
 locked way only, see :meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
-prev-event edges, room row, client transaction IDs and output log rows to the request's
-single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere leaves the
+prev-event edges, room row, memberships, client transaction IDs and output log rows to the
+request's single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere leaves the
 request unwritten.
 """
 
@@ -569,14 +569,10 @@ class RoomBatch:
         return snapshots
 
     def writes_beyond_input(self) -> bool:
-        """Whether :meth:`finish` stores more than the request's single write covers:
-        state snapshots not stored yet, memberships, invites."""
-        return (
-            any(s.nid is None for s in self.snapshots())
-            or bool(self.memberships)
-            or bool(self.invites)
-            or bool(self.retire)
-        )
+        """Whether :meth:`finish` stores more than the request's single write covers (new
+        or retired invites), besides the states it names that the caller did not flush or
+        name for the write (:meth:`StateSession.name_for_caller`)."""
+        return bool(self.invites) or bool(self.retire)
 
     async def finish(self, write: InputWrite) -> None:
         """Add the batch's rows to ``write`` (the request's single write), after storing
@@ -600,12 +596,12 @@ class RoomBatch:
             write.rooms.append(RoomUpdate.unchanged(room))
         write.transactions.extend(self.transactions)
         room_nid = room.room_nid
-        senders = sorted({s for _, s in self.memberships} | {s for _, s in self.invites})
-        sender_nids = await self.tables.event_state_keys.assign(senders) if senders else {}
-        if self.memberships:
-            await self.tables.memberships.upsert(
-                [replace(m, sender_nid=sender_nids[s]) for m, s in self.memberships]
-            )
+        senders = {s for _, s in self.memberships} | {s for _, s in self.invites}
+        sender_nids = {s: n for s in senders if (n := self.state_key_nids.get(s)) is not None}
+        if len(sender_nids) < len(senders):  # senders of older events a resolution brought back
+            missing = sorted(senders - sender_nids.keys())
+            sender_nids.update(await self.tables.event_state_keys.assign(missing))
+        write.memberships.extend(replace(m, sender_nid=sender_nids[s]) for m, s in self.memberships)
         if self.invites:
             await self.tables.invites.insert(
                 [replace(i, sender_nid=sender_nids[s]) for i, s in self.invites]

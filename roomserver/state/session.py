@@ -173,14 +173,22 @@ class StateSession:
         self._unshared_snapshots: set[StateSnapshotNID] = set()
         self._unshared_blocks: set[StateBlockNID] = set()
         """Rows read from the database or written, not yet in the cache."""
+        self._named: set[StateSnapshotNID] = set()
+        """States named for a caller's write, not known to be written yet."""
 
     # -- sharing --
 
     def publish(self) -> None:
         """Add the snapshots and blocks this session read from the database or wrote to the
-        shared cache. Call it once the transaction has COMMITTED, never after a rollback
+        shared cache, and those it named for a caller's write (:meth:`name_for_caller`).
+        Call it once the transaction (or that write) has COMMITTED, never after a rollback
         (SQLite hands a rolled-back transaction's NIDs out again). A session outside any
         transaction (:meth:`Storage.read`) shares what it reads at once."""
+        self._unshared_snapshots |= self._named
+        self._named.clear()
+        self._share()
+
+    def _share(self) -> None:
         cache = self.cache
         if cache is None:
             return
@@ -206,7 +214,7 @@ class StateSession:
     def _read_committed(self) -> None:
         """Rows just read from the database: share them now if they can only be committed."""
         if not self.tables.in_transaction:
-            self.publish()
+            self._share()
 
     # -- reading --
 
@@ -623,6 +631,25 @@ class StateSession:
                 raise RuntimeError(f"{snap!r} was not written")
             nids.append(snap.nid)
         return nids
+
+    def name_for_caller(
+        self, snapshots: Iterable[Snapshot], nids: Sequence[StateSnapshotNID]
+    ) -> list[tuple[StateSnapshotNID, NewSnapshot]] | None:
+        """Give the unwritten states among ``snapshots`` NIDs from ``nids`` (reserved with
+        ``Storage.reserve_snapshot_nids``) and return their rows, for a caller that writes
+        them itself: the input pipeline's optimistic write, which checks that their bases
+        are still stored. None, naming nothing, when a state needs a new base (and blocks)
+        or there are more states than NIDs: that takes :meth:`flush` in a transaction."""
+        new = {id(s): s for s in snapshots if s.nid is None}
+        if len(new) > len(nids) or any(s.is_base or s.base.nid is None for s in new.values()):
+            return None
+        rows: list[tuple[StateSnapshotNID, NewSnapshot]] = []
+        for snap, nid in zip(new.values(), nids, strict=False):  # NIDs to spare are gaps
+            snap.nid = nid
+            self._snapshots[nid] = snap
+            self._named.add(nid)
+            rows.append((nid, _delta_row(snap)))
+        return rows
 
     async def _write(self, snaps: list[Snapshot], row: Callable[[Snapshot], NewSnapshot]) -> None:
         if not snaps:

@@ -20,14 +20,35 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from roomserver.types import EventNID
+from roomserver.types import EventNID, StateSnapshotNID
 
 from .database import Backend, Database, open_database, reserve_ids
 from .migrate import apply_migrations
 from .tables import NIDCache, Tables
 
-EVENT_NID_BLOCK = 1024
-"""Event NIDs reserved per statement by :meth:`Storage.reserve_event_nids`."""
+NID_BLOCK = 1024
+"""NIDs reserved per statement by :meth:`Storage.reserve_event_nids` and
+:meth:`Storage.reserve_snapshot_nids`."""
+
+
+class _Reserved:
+    """NIDs of one table's sequence, reserved a block at a time, handed out in order."""
+
+    def __init__(self, table: str, column: str) -> None:
+        self.table = table
+        self.column = column
+        self.nids: deque[int] = deque()
+        self.lock = asyncio.Lock()
+
+    async def take(self, db: Database, count: int) -> list[int]:
+        async with self.lock:
+            if len(self.nids) < count:
+                wanted = max(count - len(self.nids), NID_BLOCK)
+                # A sequence needs no transaction; SQLite's counter is a row to update.
+                postgres = db.dialect.backend is Backend.POSTGRES
+                async with db.connection() if postgres else db.transaction() as conn:
+                    self.nids.extend(await reserve_ids(conn, self.table, self.column, wanted))
+            return [self.nids.popleft() for _ in range(count)]
 
 
 class Storage:
@@ -40,8 +61,8 @@ class Storage:
         self._current: ContextVar[Tables | None] = ContextVar(
             f"storage_tx_{id(self)}", default=None
         )
-        self._event_nids: deque[EventNID] = deque()
-        self._event_nids_lock = asyncio.Lock()
+        self._event_nids = _Reserved("events", "event_nid")
+        self._snapshot_nids = _Reserved("state_snapshots", "state_snapshot_nid")
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True, **options: Any) -> Storage:
@@ -106,14 +127,14 @@ class Storage:
         """
         if self._current.get() is not None:
             raise RuntimeError("reserve event NIDs before opening the transaction")
-        async with self._event_nids_lock:
-            if len(self._event_nids) < count:
-                wanted = max(count - len(self._event_nids), EVENT_NID_BLOCK)
-                # A sequence needs no transaction; SQLite's counter is a row to update.
-                postgres = self.backend is Backend.POSTGRES
-                async with self.db.connection() if postgres else self.db.transaction() as conn:
-                    self._event_nids.extend(await reserve_ids(conn, "events", "event_nid", wanted))
-            return [self._event_nids.popleft() for _ in range(count)]
+        return await self._event_nids.take(self.db, count)
+
+    async def reserve_snapshot_nids(self, count: int) -> list[StateSnapshotNID]:
+        """``count`` fresh state snapshot NIDs, as :meth:`reserve_event_nids` (the input
+        pipeline's optimistic way writes the states of its state events with them)."""
+        if self._current.get() is not None:
+            raise RuntimeError("reserve snapshot NIDs before opening the transaction")
+        return await self._snapshot_nids.take(self.db, count)
 
     async def assign_event_type_nids(self, event_types: Sequence[str]) -> dict[str, int]:
         """NIDs for event types, new ones assigned and committed at once (cached).

@@ -8,6 +8,7 @@ committed rows. Both backends (SQLite always takes the locked way).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from roomserver.input.types import Outcome, TransactionRef
 from roomserver.matrix.builder import RoomBuilder
 from roomserver.matrix.events import Event
 from roomserver.matrix.room_versions import room_version
+from roomserver.state.packing import DEFAULT_PACKING
 from roomserver.storage import Storage
 from roomserver.storage.postgres import PostgresConnection
 from roomserver.storage.tables import InputConflict, InputIO, InputWrite
@@ -192,3 +194,70 @@ async def test_a_write_refused_again_and_again_is_a_409(
     assert len(attempts) == optimistic + LOCKED_ATTEMPTS
     monkeypatch.undo()
     assert await send(service, msg) == [(msg.event_id, Outcome.ACCEPTED, None)]  # then it goes in
+
+
+async def test_state_events_of_a_room_seen_committed_are_one_statement(
+    storage: Storage, database_url: str, statements: list[str]
+) -> None:
+    """A state event's new state is a delta over the room's stored base, written by the
+    same statement as the event (and a member event's membership with it)."""
+    service = Input(storage)
+    room = new_room()
+    room.send("m.room.topic", ALICE, {"topic": "first"}, "")  # event type NIDs, assigned once
+    room.send("m.room.name", ALICE, {"name": "first"}, "")
+    await send(service, *room.events)
+    await storage.reserve_event_nids(1)  # blocks of NIDs are reserved ahead, not per request
+    await storage.reserve_snapshot_nids(1)
+    topic = room.send("m.room.topic", ALICE, {"topic": "one statement"}, "")
+    name = room.send("m.room.name", ALICE, {"name": "still one"}, "")
+    profile = room.send("m.room.member", BOB, {"membership": "join", "displayname": "B"}, BOB)
+    for request in ([topic], [name, profile]):
+        statements.clear()
+        assert await send(service, *request) == [
+            (e.event_id, Outcome.ACCEPTED, None) for e in request
+        ]
+        if storage.backend.value == "postgres":
+            assert [s.split("(")[0] for s in statements] == ["SELECT roomserver_input_write"]
+    assert await check_database(database_url) == []  # states, memberships, output log
+
+
+async def test_a_state_built_on_a_base_collected_meanwhile_is_redone_under_the_locks(
+    storage: Storage, database_url: str, statements: list[str]
+) -> None:
+    """The service's cache may name a base that state GC removed since (another process
+    moved the room on, then collected): the write refuses the new state, and the locked
+    way reads the base again in its transaction."""
+    service = Input(storage)
+    room = new_room()
+    room.send("m.room.topic", ALICE, {"topic": "first"}, "")
+    await send(service, *room.events)
+    await storage.reserve_event_nids(1)
+    await storage.reserve_snapshot_nids(1)
+    async with storage.read() as r:
+        current = (await r.rooms.get(room.room_id)).state_snapshot_nid  # type: ignore[union-attr]
+    assert current is not None
+    cached = service.state_cache.snapshot(current)
+    assert cached is not None
+    shared, blocks = cached
+    service.state_cache.add_snapshot(current, replace(shared, base_nid=999_999), blocks)
+    statements.clear()
+    topic = room.send("m.room.topic", ALICE, {"topic": "on a lost base"}, "")
+    assert await send(service, topic) == [(topic.event_id, Outcome.ACCEPTED, None)]
+    if storage.backend.value == "postgres":
+        assert statements[0].startswith("SELECT roomserver_input_write")
+        assert "BEGIN" in statements[1:]  # refused, then redone locked
+    assert await check_database(database_url) == []
+
+
+async def test_many_state_changes_go_the_locked_way_when_a_new_base_is_due(
+    storage: Storage, database_url: str
+) -> None:
+    """Past ``Packing.max_delta`` changes a state gets a new base and blocks, which the
+    optimistic write does not store: those requests take the locked way."""
+    service = Input(storage)
+    room = new_room()
+    await send(service, *room.events)
+    for n in range(DEFAULT_PACKING.max_delta + 5):
+        topic = room.send("m.room.topic", ALICE, {"topic": f"topic {n}"}, "")
+        assert await send(service, topic) == [(topic.event_id, Outcome.ACCEPTED, None)]
+    assert await check_database(database_url) == []

@@ -5,12 +5,21 @@ that the write refuses (writing nothing) when what the request read has changed.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from test_storage_tables import event, new_room
 
 from roomserver.storage import Storage
-from roomserver.storage.tables import InputConflict, InputWrite, RoomInfo, RoomUpdate
+from roomserver.storage.tables import (
+    InputConflict,
+    InputWrite,
+    MembershipInfo,
+    NewSnapshot,
+    RoomInfo,
+    RoomUpdate,
+)
+from roomserver.types import Membership
 
 
 async def test_prepare_reads_rooms_events_and_late_arrivals(storage: Storage) -> None:
@@ -168,3 +177,49 @@ async def test_prepare_waits_for_the_room_lock_then_sees_what_was_committed(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_write_stores_new_states_under_reserved_nids_and_memberships(
+    storage: Storage,
+) -> None:
+    """The optimistic way's states: deltas over a stored base, named by reserved NIDs that
+    the same write's events and room row use; refused whole when a base is gone (collected
+    since the service cached it) or the state is stored already."""
+    async with storage.transaction() as tx:
+        room = await new_room(tx, "!a:x")
+        (block,) = await tx.state.insert_blocks([([1], [1], [5])])
+        (base,) = await tx.state.insert_snapshots(
+            [NewSnapshot(room, b"base", 1, 0, [block], ([], [], []))]
+        )
+    read = await _read(storage, "!a:x")
+    (nid,) = await storage.reserve_event_nids(1)
+    first, second = await storage.reserve_snapshot_nids(2)
+    assert base not in (first, second)
+    after = NewSnapshot(room, b"after", 2, base, [], ([1], [2], [nid]))
+    gone = NewSnapshot(room, b"other", 2, 999_999, [], ([1], [2], [nid]))
+    joined = MembershipInfo(room, 2, 2, Membership.JOIN, nid)
+    write = InputWrite(
+        rooms=[RoomUpdate(read, [nid], nid, first)],
+        events=[event("$member", room, event_nid=nid, state_snapshot_nid=base)],
+        snapshots=[(first, gone)],
+        memberships=[replace(joined, membership=Membership.INVITE), joined],  # the last wins
+    )
+    await _conflicts(storage, write)
+    write.snapshots = [(first, after)]
+    async with storage.transaction() as tx:
+        await tx.input.write(write)
+    async with storage.read() as r:
+        row = (await r.state.snapshots([first]))[first]
+        assert (row.base_snapshot_nid, row.block_nids, row.delta) == (base, (block,), after.delta)
+        assert await r.memberships.members(room) == [joined]
+        assert (await r.rooms.get("!a:x")).state_snapshot_nid == first  # type: ignore[union-attr]
+    read = await _read(storage, "!a:x")
+    (again,) = await storage.reserve_event_nids(1)
+    same_state = InputWrite(
+        rooms=[RoomUpdate(read, [again], again, second)],
+        events=[event("$again", room, event_nid=again, state_snapshot_nid=first)],
+        snapshots=[(second, after)],
+    )
+    await _conflicts(storage, same_state)
+    async with storage.read() as r:
+        assert await r.state.snapshots([second]) == {}

@@ -4,13 +4,13 @@
 An input request touches seven tables; statement by statement that is a dozen round trips,
 and on PostgreSQL a round trip costs more than deciding a one-event request. So the pipeline
 reads everything in one step, decides in memory, and writes everything in one step. On
-PostgreSQL each step is one call of a function (migrations 0002 and 0003); on SQLite, where
+PostgreSQL each step is one call of a function (migrations 0002, 0003 and 0005); on SQLite, where
 statements cost no round trip, each runs as the tables' own statements. Both backends give
 the same answers; the tests run both.
 
 The write re-checks what the decisions rest on (the rooms' rows as read, the late arrivals
-among the new events, that the new events and client transaction IDs are not stored yet)
-and raises :class:`InputConflict`, writing nothing, if any of it changed. Read under the
+among the new events, that the new events and client transaction IDs are not stored yet,
+that the bases of new state snapshots are still stored and their states not yet) and raises :class:`InputConflict`, writing nothing, if any of it changed. Read under the
 room locks (``prepare(lock_rooms=True)`` in the write's transaction) nothing can change;
 read without them, the write alone can stand in for a transaction (docs/input.md).
 """
@@ -24,13 +24,15 @@ import asyncpg
 
 from roomserver.types import EventNID, RoomNID, StateSnapshotNID
 
-from ..codec import encode_event_json, pack_nids
+from ..codec import encode_event_json, pack_entries, pack_nids
 from ..database import DatabaseError
 from ._base import Table, unique
 from .events import EventInfo, Events, NewEvent, event_info_of
 from .graph import PreviousEvents
+from .members import MembershipInfo, Memberships
 from .output_log import OutputLog
 from .rooms import RoomInfo, Rooms, room_info_of
+from .state import NewSnapshot, StateTables
 from .transactions import TransactionKey, Transactions
 
 
@@ -107,12 +109,23 @@ class InputWrite:
     """Client transactions: (session ID, user ID, transaction ID, event ID); new ones only."""
     output: list[bytes] = field(default_factory=list)
     """Output log payloads, in order."""
+    snapshots: list[tuple[StateSnapshotNID, NewSnapshot]] = field(default_factory=list)
+    """New state snapshots, each a delta over a stored base, with a reserved NID; the write
+    refuses them if a base is gone or a state is stored already (the optimistic way only:
+    the locked way stores its states itself, content-addressed)."""
+    memberships: list[MembershipInfo] = field(default_factory=list)
+    """Membership changes, in order (the last one of a room's member wins)."""
 
     def stores_nothing(self) -> bool:
         """No rows to add and every room as it was read (e.g. a retry of known events)."""
-        return not (self.events or self.edges or self.transactions or self.output) and not any(
-            r.changes_row() for r in self.rooms
-        )
+        return not (
+            self.events
+            or self.edges
+            or self.transactions
+            or self.output
+            or self.snapshots
+            or self.memberships
+        ) and not any(r.changes_row() for r in self.rooms)
 
 
 _PREPARE = "SELECT * FROM roomserver_input_prepare($1::text[], $2::text[], $3::text[], $4)"
@@ -122,7 +135,9 @@ _WRITE = (
     " $11::bigint[], $12::bigint[], $13::bigint[], $14::bytea[], $15::boolean[],"
     " $16::boolean[], $17::boolean[], $18::text[], $19::bytea[], $20::bigint[],"
     " $21::bigint[], $22::text[], $23::bigint[], $24::integer[], $25::bigint[],"
-    " $26::text[], $27::text[], $28::text[], $29::bytea[])"
+    " $26::text[], $27::text[], $28::text[], $29::bytea[], $30::bigint[], $31::integer[],"
+    " $32::bytea[], $33::integer[], $34::bigint[], $35::bytea[], $36::integer[],"
+    " $37::bigint[], $38::bigint[], $39::smallint[], $40::bigint[])"
 )
 
 
@@ -178,6 +193,7 @@ class InputIO(Table):
                 if prev_nid is None
             ]
         )
+        members = list({(m.room_nid, m.target_nid): m for m in w.memberships}.values())
         args = [
             [r.room_nid for r in w.rooms],
             [r.read.write_count for r in w.rooms],
@@ -208,6 +224,17 @@ class InputIO(Table):
             [t[2] for t in w.transactions],
             [t[3] for t in w.transactions],
             w.output,
+            [nid for nid, _ in w.snapshots],
+            [s.room_nid for _, s in w.snapshots],
+            [s.state_hash for _, s in w.snapshots],
+            [s.entry_count for _, s in w.snapshots],
+            [s.base_snapshot_nid for _, s in w.snapshots],
+            [pack_entries(*s.delta) for _, s in w.snapshots],
+            [m.room_nid for m in members],
+            [m.target_nid for m in members],
+            [m.sender_nid for m in members],
+            [int(m.membership) for m in members],
+            [m.event_nid for m in members],
         ]
         # An empty array goes as NULL, which asyncpg encodes for nothing (~4 µs an array
         # less): the function only unnests arrays, matches with = ANY() or tests their
@@ -236,6 +263,8 @@ class InputIO(Table):
         transactions = Transactions(self._conn)
         if w.transactions and await transactions.event_ids([t[:3] for t in w.transactions]):
             raise InputConflict("a client transaction ID of the request was stored")
+        if not await StateTables(self._conn).insert_reserved(w.snapshots):
+            raise InputConflict("a state base was collected, or a state is stored already")
         for r in w.rooms:
             await rooms.update_latest(
                 r.room_nid, r.latest_event_nids, r.last_event_sent_nid, r.state_snapshot_nid
@@ -248,5 +277,6 @@ class InputIO(Table):
         graph = PreviousEvents(self._conn)
         for room, edges in by_room.items():
             await graph.add(room, edges)
+        await Memberships(self._conn).upsert(w.memberships)
         await transactions.insert_new(w.transactions)
         return await OutputLog(self._conn).append(w.output)

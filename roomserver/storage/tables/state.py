@@ -129,6 +129,44 @@ class StateTables(Table):
             nids.update(((room, bytes(h)), nid) for room, h, nid in returned)
         return [nids[(s.room_nid, s.state_hash)] for s in snapshots]
 
+    async def insert_reserved(
+        self, snapshots: Sequence[tuple[StateSnapshotNID, NewSnapshot]]
+    ) -> bool:
+        """Store delta snapshots under NIDs reserved for them
+        (``Storage.reserve_snapshot_nids``), as the PostgreSQL input function does. False if
+        a base is not stored (any more) or a state is stored already under its hash: some
+        rows may then be written, and the caller's transaction must roll back."""
+        if not snapshots:
+            return True
+        await self._guard()
+        d = self._conn.dialect
+        bases = unique([s.base_snapshot_nid for _, s in snapshots])
+        stored = await self._conn.fetchval(
+            "SELECT count(*) FROM state_snapshots"
+            f" WHERE base_snapshot_nid = 0 AND state_snapshot_nid {d.any(1, 'bigint')}",
+            bases,
+        )
+        if stored != len(bases):
+            return False
+        rows = [
+            (nid, s.room_nid, s.state_hash, s.entry_count, s.base_snapshot_nid, b"",
+             pack_entries(*s.delta))
+            for nid, s in snapshots
+        ]  # fmt: skip
+        types = ["bigint", "integer", "bytea", "integer", "bigint", "bytea", "bytea"]
+        overriding = " OVERRIDING SYSTEM VALUE" if d.is_postgres else ""  # an identity column
+        inserted = 0
+        for part in chunks(rows, d.chunk_rows(7)):
+            returned = await self._conn.fetch(
+                "INSERT INTO state_snapshots (state_snapshot_nid, room_nid, state_hash,"
+                f" entry_count, base_snapshot_nid, block_nids, delta){overriding}"
+                f" {d.rows(types, len(part))}"
+                " ON CONFLICT (room_nid, state_hash) DO NOTHING RETURNING state_snapshot_nid",
+                *d.row_args(part, 7),
+            )
+            inserted += len(returned)
+        return inserted == len(rows)
+
     async def blocks(
         self, block_nids: Sequence[StateBlockNID]
     ) -> dict[StateBlockNID, EntryColumns]:
