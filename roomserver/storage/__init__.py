@@ -1,6 +1,6 @@
 """Storage: numeric IDs, events, state snapshots and blocks, behind one async interface.
 
-Two backends, PostgreSQL (asyncpg) and SQLite (aiosqlite), share every line of table logic
+Two backends, PostgreSQL (asyncpg) and SQLite (sqlite3 and aiosqlite), share every line of table logic
 (:mod:`.tables`); they differ only in :mod:`.postgres` / :mod:`.sqlite` and the SQL
 fragments of :class:`.database.Dialect`. See docs/storage.md.
 """

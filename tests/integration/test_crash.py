@@ -109,7 +109,7 @@ class Feeder:
                     self.answered(start, batch, await self.post(http, batch))
                     continue
                 task = asyncio.create_task(self.post(http, batch))
-                await asyncio.sleep(self.rng.uniform(0.0, 1.3 * self.latency))
+                await asyncio.sleep(self.rng.uniform(0.0, self.latency))
                 service.kill()
                 try:
                     resp = await task
