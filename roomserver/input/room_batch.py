@@ -8,8 +8,8 @@ current state, latest events, membership changes), then in :meth:`RoomBatch.fini
 what only it writes (snapshots unless the caller flushed or named them, invites: the
 locked way only, see :meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
 prev-event edges, room row, memberships, client transaction IDs and output log rows to the
-request's single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere leaves the
-request unwritten.
+request's single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere
+leaves the request unwritten.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Storage: numeric IDs, events, state snapshots and blocks, behind one async interface.
 
-Two backends, PostgreSQL (asyncpg) and SQLite (sqlite3 and aiosqlite), share every line of table logic
-(:mod:`.tables`); they differ only in :mod:`.postgres` / :mod:`.sqlite` and the SQL
-fragments of :class:`.database.Dialect`. See docs/storage.md.
+Two backends, PostgreSQL (asyncpg) and SQLite (sqlite3 and aiosqlite), share every line of
+table logic (:mod:`.tables`); they differ only in :mod:`.postgres` / :mod:`.sqlite` and the
+SQL fragments of :class:`.database.Dialect`. See docs/storage.md.
 """
 
 from .database import Backend, Connection, Database, DatabaseError, open_database, parse_url

@@ -242,11 +242,16 @@ class SqliteDatabase:
             self._waits, self._writer.execute, statement
         )
 
+    def _begin(self) -> None:
+        """On the writer's thread, after whatever a cancelled task left queued there."""
+        if self._writer.in_transaction:  # left open by a task cancelled mid-transaction
+            self._writer.execute("ROLLBACK")
+        self._writer.execute("BEGIN IMMEDIATE")
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteWriteConnection]:
         async with self._write_lock:
-            await self._rollback()  # one left open by a task cancelled mid-statement
-            await self._wait("BEGIN IMMEDIATE")
+            await asyncio.get_running_loop().run_in_executor(self._waits, self._begin)
             try:
                 yield SqliteWriteConnection(self._writer)
             except BaseException:

@@ -100,3 +100,41 @@ async def test_room_lock_serialises_writers_of_one_room(storages: list[Storage])
     await asyncio.gather(writer("a", storages[0], 0), writer("b", storages[1], 0.02))
     # b waited for a to commit, so it saw a's update
     assert order == ["a saw []", "b saw [1]"]
+
+
+async def test_a_cancelled_transaction_leaves_nothing_and_blocks_no_one(storage: Storage) -> None:
+    """A task cancelled inside a transaction, or while its BEGIN or COMMIT is under way (on
+    SQLite they run on the writer's own thread and finish there), leaves the connection
+    usable: the next transaction starts cleanly, and nothing uncommitted stays."""
+    inside = asyncio.Event()
+
+    async def stays_inside() -> None:
+        async with storage.transaction() as tx:
+            await tx.rooms.get_or_create("!cancelled:x", "10")
+            inside.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(stays_inside())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def short(room_id: str) -> None:
+        async with storage.transaction() as tx:
+            await tx.rooms.get_or_create(room_id, "10")
+
+    for n in range(12):  # cancelled at the first, second, ... switch of the event loop
+        task = asyncio.create_task(short(f"!maybe{n}:x"))
+        for _ in range(n):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        await asyncio.wait_for(short(f"!after{n}:x"), 10)
+    async with storage.read() as r:
+        assert await r.rooms.get("!cancelled:x") is None
+        for n in range(12):
+            assert await r.rooms.get(f"!after{n}:x") is not None
