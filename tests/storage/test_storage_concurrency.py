@@ -7,6 +7,7 @@ Several :class:`Storage` instances on one database stand for several service pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -129,10 +130,8 @@ async def test_a_cancelled_transaction_leaves_nothing_and_blocks_no_one(storage:
         for _ in range(n):
             await asyncio.sleep(0)
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         await asyncio.wait_for(short(f"!after{n}:x"), 10)
     async with storage.read() as r:
         assert await r.rooms.get("!cancelled:x") is None
