@@ -36,7 +36,14 @@ from roomserver.matrix.auth import auth_types_for_event
 from roomserver.matrix.events import CREATE, MEMBER, Event
 from roomserver.matrix.room_versions import RoomVersion
 from roomserver.output import payloads
-from roomserver.state import Resolver, StateCache, StateSession, retry_stale
+from roomserver.state import (
+    DEFAULT_PACKING,
+    NewBaseRefused,
+    Resolver,
+    StateCache,
+    StateSession,
+    retry_stale,
+)
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Backend, InviteInfo, Storage, Tables
 from roomserver.storage.tables import InputConflict, InputWrite, Prepared
@@ -122,7 +129,7 @@ class Input:
             wanted.update(ev.auth_event_ids, ev.prev_event_ids, item.state_event_ids or ())
             wanted.update(implied_auth_ids(ev.room_version, ev))
         new_ids = list(dict.fromkeys(item.event.event_id for item in items))
-        optimistic = self.storage.backend is Backend.POSTGRES
+        optimistic = self.storage.backend is Backend.POSTGRES and _fits_in_deltas(items)
         states = sum(item.event.state_key is not None for item in items) if optimistic else 0
         async with self.locks.hold_many(groups):
             request = _Request(
@@ -139,7 +146,7 @@ class Input:
             if optimistic:
                 try:
                     return await self._optimistic(request)
-                except (_NeedsLock, InputConflict) as reason:
+                except (_NeedsLock, NewBaseRefused, InputConflict) as reason:
                     log.debug("input: taking the room locks (%s)", reason)
                     self.committed.forget_rooms(groups)
             attempts = 0
@@ -184,7 +191,8 @@ class Input:
         """Decide every event from ``prepared`` and describe the request's write; the
         locked way also stores what that write does not cover."""
         items = request.items
-        session = StateSession(tables, cache=self.state_cache)
+        # The optimistic way writes delta snapshots only: a new base stops it at once.
+        session = StateSession(tables, cache=self.state_cache, new_bases=locked)
         nids = iter(request.nids)
         if locked:
             await session.check(  # the current states that state events build on
@@ -363,6 +371,19 @@ class Input:
                 self.on_output(positions[-1])
             results.append(EventResult(ev.event_id, Outcome.ACCEPTED))
         return results
+
+
+def _fits_in_deltas(items: Sequence[InputEvent]) -> bool:
+    """Whether each room's state events change few enough keys for its new states to be
+    deltas over its stored base (the optimistic way writes no new base). More keys than a
+    delta may hold need a new base for certain: such a request goes the locked way at once
+    instead of deciding events until the first one that needs it (a join storm, say)."""
+    keys: dict[str, set[tuple[str, str]]] = {}
+    for item in items:
+        ev = item.event
+        if ev.state_key is not None:
+            keys.setdefault(ev.room_id, set()).add((ev.type, ev.state_key))
+    return all(len(k) <= DEFAULT_PACKING.max_delta for k in keys.values())
 
 
 def _check_versions(request: _Request, prepared: Prepared) -> None:

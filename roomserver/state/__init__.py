@@ -20,12 +20,20 @@ from .cache import StateCache
 from .gc import GarbageReport, collect_garbage
 from .packing import DEFAULT_PACKING, Packing
 from .resolution import PendingEvents, Resolver, default_resolver, state_after_events
-from .session import MissingStateError, Snapshot, StaleStateError, StateSession, retry_stale
+from .session import (
+    MissingStateError,
+    NewBaseRefused,
+    Snapshot,
+    StaleStateError,
+    StateSession,
+    retry_stale,
+)
 
 __all__ = [
     "DEFAULT_PACKING",
     "GarbageReport",
     "MissingStateError",
+    "NewBaseRefused",
     "Packing",
     "PendingEvents",
     "Resolver",

@@ -148,6 +148,11 @@ def retry_stale(
     return run
 
 
+class NewBaseRefused(Exception):
+    """A state needs a new base (and blocks) in a session told to make none: its caller
+    writes only delta snapshots (:meth:`StateSession.name_for_caller`)."""
+
+
 class StateSession:
     """State reads and writes of one transaction (see the module docstring)."""
 
@@ -157,11 +162,15 @@ class StateSession:
         packing: Packing = DEFAULT_PACKING,
         *,
         cache: StateCache | None = None,
+        new_bases: bool = True,
     ) -> None:
         self.tables = tables
         self.packing = packing
         self.cache = cache
         """Committed rows shared by the process's sessions, or None."""
+        self.new_bases = new_bases
+        """False: a state that needs a new base raises :class:`NewBaseRefused` at once, so
+        that a caller who cannot write one stops before deciding the rest."""
         self._snapshots: dict[StateSnapshotNID, Snapshot] = {}
         self._bases: dict[StateSnapshotNID, Base] = {}
         self._columns: dict[StateBlockNID, Columns] = {}
@@ -521,6 +530,8 @@ class StateSession:
         delta: dict[StateKeyTuple, EventNID],
     ) -> Snapshot:
         """A new base: the old one with ``delta`` folded into the buckets it touches."""
+        if not self.new_bases:
+            raise NewBaseRefused(f"room {room_nid}: a state needs a new base")
         n = len(base.blocks)
         if self.packing.needs_resize(n, count):
             await self._contents(base.blocks)

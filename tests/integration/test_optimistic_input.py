@@ -261,3 +261,30 @@ async def test_many_state_changes_go_the_locked_way_when_a_new_base_is_due(
         topic = room.send("m.room.topic", ALICE, {"topic": f"topic {n}"}, "")
         assert await send(service, topic) == [(topic.event_id, Outcome.ACCEPTED, None)]
     assert await check_database(database_url) == []
+
+
+async def test_a_request_changing_more_keys_than_a_delta_holds_goes_locked_at_once(
+    storage: Storage, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join storm: its states need a new base for certain, so it does not decide its
+    events the optimistic way first only to stop at the first new base."""
+    service = Input(storage)
+    room = new_room()
+    await send(service, *room.events, room.send("m.room.message", ALICE, {"body": "first"}))
+    tried: list[int] = []
+    optimistic = Input._optimistic
+
+    async def counted(self: Input, request: Any) -> Any:
+        tried.append(len(request.items))
+        return await optimistic(self, request)
+
+    monkeypatch.setattr(Input, "_optimistic", counted)
+    few = [room.join(f"@few{n}:c.test") for n in range(3)]
+    storm = [room.join(f"@user{n}:c.test") for n in range(DEFAULT_PACKING.max_delta + 1)]
+    for request in (few, storm):
+        assert await send(service, *request) == [
+            (e.event_id, Outcome.ACCEPTED, None) for e in request
+        ]
+    expected = [len(few)] if storage.backend.value == "postgres" else []
+    assert tried == expected  # SQLite always takes the locked way
+    assert await check_database(database_url) == []

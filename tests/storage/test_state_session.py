@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from counting import CountingConnection
 
-from roomserver.state import Packing, StateSession, load_state
+from roomserver.state import NewBaseRefused, Packing, StateSession, load_state
 from roomserver.state.packing import state_hash
 from roomserver.storage import Storage
 from roomserver.storage.tables import Tables
@@ -147,6 +148,29 @@ async def test_a_child_changes_only_its_delta(storage: Storage) -> None:
         assert await tx.conn.fetchval("SELECT COUNT(*) FROM state_blocks") == blocks_before
         row = (await tx.state.snapshots([child.nid or 0]))[child.nid or 0]
         assert row.base_snapshot_nid == parent.nid and row.delta == ([5], [77777], [1])
+
+
+async def test_a_session_told_to_make_no_base_refuses_at_the_first_one(
+    storage: Storage,
+) -> None:
+    """The input pipeline's optimistic way writes delta snapshots only: its session stops
+    at the first state that needs a new base, and names the deltas before it."""
+    state = random_state(random.Random(6), 40)
+    async with storage.transaction() as tx:
+        room_nid = await room(tx)
+        stored = await StateSession(tx, SMALL).store(room_nid, state)
+        await StateSession(tx, SMALL).flush([stored])
+    async with storage.read() as r:
+        session = StateSession(r, SMALL, new_bases=False)
+        parent = await session.snapshot(stored.nid or 0)
+        deltas = [parent]
+        for n in range(SMALL.max_delta):
+            deltas.append(await session.derive(deltas[-1], {StateKeyTuple(5, 90000 + n): n + 1}))
+        assert all(d.base is parent.base for d in deltas)
+        with pytest.raises(NewBaseRefused):
+            await session.derive(deltas[-1], {StateKeyTuple(5, 99999): 7})
+        named = session.name_for_caller(deltas, [501, 502, 503, 504, 505, 506])
+    assert named is not None and [nid for nid, _ in named] == [501, 502, 503, 504, 505]
 
 
 async def test_empty_state(storage: Storage) -> None:
