@@ -157,14 +157,17 @@ async def reserve_ids(conn: Connection, table: str, column: str, count: int) -> 
             count,
         )
         return [int(r[0]) for r in rows]
+    await conn.execute(  # the counter's row appears with the table's first insert
+        "INSERT INTO sqlite_sequence (name, seq) SELECT $1, 0"
+        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = $1)",
+        table,
+    )
     top = await conn.fetchval(
         "UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT COALESCE(MAX("
         f"{column}), 0) FROM {table})) + $1 WHERE name = $2 RETURNING seq",
         count,
         table,
     )
-    if top is None:
-        raise DatabaseError(f"no AUTOINCREMENT counter for table {table}")
     return list(range(int(top) - count + 1, int(top) + 1))
 
 

@@ -56,6 +56,18 @@ async def test_reserved_event_nids_are_fresh_and_distinct(storage: Storage) -> N
             await storage.reserve_event_nids(1)
 
 
+async def test_reserved_snapshot_nids_are_fresh_on_a_new_database(storage: Storage) -> None:
+    reserved = await storage.reserve_snapshot_nids(3)  # before any snapshot is stored
+    assert len(set(reserved)) == 3 and 0 not in reserved
+    async with storage.transaction() as tx:
+        room = await new_room(tx, "!a:x")
+        (block,) = await tx.state.insert_blocks([([1], [1], [5])])
+        (stored,) = await tx.state.insert_snapshots(
+            [NewSnapshot(room, b"base", 1, 0, [block], ([], [], []))]
+        )
+    assert stored not in reserved
+
+
 async def _read(storage: Storage, room_id: str) -> RoomInfo:
     async with storage.read() as r:
         room = await r.rooms.get(room_id)
