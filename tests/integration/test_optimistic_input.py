@@ -250,16 +250,24 @@ async def test_a_state_built_on_a_base_collected_meanwhile_is_redone_under_the_l
 
 
 async def test_many_state_changes_go_the_locked_way_when_a_new_base_is_due(
-    storage: Storage, database_url: str
+    storage: Storage, database_url: str, statements: list[str]
 ) -> None:
-    """Past ``Packing.max_delta`` changes a state gets a new base and blocks, which the
-    optimistic write does not store: those requests take the locked way."""
+    """Past ``Packing.max_delta`` changed keys a state gets a new base and blocks, which
+    the optimistic write does not store: that request takes the locked way, the others
+    not."""
     service = Input(storage)
     room = new_room()
+    room.send("m.room.topic", ALICE, {"topic": "first"}, "")  # the type's NID, assigned once
     await send(service, *room.events)
-    for n in range(DEFAULT_PACKING.max_delta + 5):
-        topic = room.send("m.room.topic", ALICE, {"topic": f"topic {n}"}, "")
-        assert await send(service, topic) == [(topic.event_id, Outcome.ACCEPTED, None)]
+    requests = DEFAULT_PACKING.max_delta + 5
+    users = [f"@user{n}:c.test" for n in range(requests)]  # a new key each time
+    await storage.assign_state_key_nids(users)  # (assigned in their own transactions)
+    statements.clear()
+    for user in users:
+        join = room.join(user)
+        assert await send(service, join) == [(join.event_id, Outcome.ACCEPTED, None)]
+    if storage.backend.value == "postgres":
+        assert 0 < statements.count("BEGIN") < requests // 2
     assert await check_database(database_url) == []
 
 
