@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache, partial
@@ -84,8 +84,26 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-class SqliteConnection:
+class _Statements:
+    """What both connection kinds derive from their ``fetch``."""
+
+    __slots__ = ()
     dialect = SQLITE
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+
+class SqliteConnection(_Statements):
+    """A reader: statements run on aiosqlite's thread."""
 
     __slots__ = ("_conn", "flags")
 
@@ -105,27 +123,14 @@ class SqliteConnection:
         text, order = _translate(sql)
         return list(await self._conn.execute_fetchall(text, _bind(order, args)))
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        text, order = _translate(sql)
-        rows = await self._conn.execute_fetchall(text, _bind(order, args))
-        for row in rows:
-            return row
-        return None
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return None if row is None else row[0]
-
     async def script(self, sql: str) -> None:
         for statement in split_statements(sql):
             await self._conn.execute_fetchall(statement)
 
 
-class SqliteWriteConnection:
+class SqliteWriteConnection(_Statements):
     """The writer inside a transaction: statements run at once on the calling thread (see
-    the module docstring); same interface as :class:`SqliteConnection`."""
-
-    dialect = SQLITE
+    the module docstring)."""
 
     __slots__ = ("_conn", "flags")
 
@@ -144,14 +149,6 @@ class SqliteWriteConnection:
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         text, order = _translate(sql)
         return self._conn.execute(text, _bind(order, args)).fetchall()
-
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        row = await self.fetchrow(sql, *args)
-        return None if row is None else row[0]
 
     async def script(self, sql: str) -> None:
         for statement in split_statements(sql):
@@ -236,39 +233,36 @@ class SqliteDatabase:
                     raise
                 await asyncio.sleep(0.01)
 
-    async def _wait(self, statement: str) -> None:
-        """Run a statement that may wait (a lock, an fsync) on the writer's thread."""
-        await asyncio.get_running_loop().run_in_executor(
-            self._waits, self._writer.execute, statement
-        )
+    async def _on_writer_thread(self, work: Callable[[], object]) -> None:
+        """Run what may wait (a lock, an fsync) on the writer's own thread, in order after
+        whatever a cancelled task left queued there."""
+        await asyncio.get_running_loop().run_in_executor(self._waits, work)
+
+    def _rollback_open(self) -> None:
+        if self._writer.in_transaction:
+            self._writer.execute("ROLLBACK")
 
     def _begin(self) -> None:
-        """On the writer's thread, after whatever a cancelled task left queued there."""
-        if self._writer.in_transaction:  # left open by a task cancelled mid-transaction
-            self._writer.execute("ROLLBACK")
+        self._rollback_open()  # one left open by a task cancelled mid-transaction
         self._writer.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._writer.execute("COMMIT")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteWriteConnection]:
         async with self._write_lock:
-            await asyncio.get_running_loop().run_in_executor(self._waits, self._begin)
+            await self._on_writer_thread(self._begin)
             try:
                 yield SqliteWriteConnection(self._writer)
             except BaseException:
-                await self._rollback()
+                await self._on_writer_thread(self._rollback_open)
                 raise
             try:
-                await self._wait("COMMIT")
+                await self._on_writer_thread(self._commit)
             except BaseException:
-                await self._rollback()
+                await self._on_writer_thread(self._rollback_open)
                 raise
-
-    async def _rollback(self) -> None:
-        def rollback() -> None:  # checked on the writer's thread, after what runs there
-            if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
-
-        await asyncio.get_running_loop().run_in_executor(self._waits, rollback)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SqliteConnection | SqliteWriteConnection]:
@@ -286,5 +280,5 @@ class SqliteDatabase:
         async with self._write_lock:
             for reader in self._all_readers:
                 await reader.close()
-            await asyncio.get_running_loop().run_in_executor(self._waits, self._writer.close)
+            await self._on_writer_thread(self._writer.close)
             self._waits.shutdown()
