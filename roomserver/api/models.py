@@ -45,7 +45,7 @@ class InputRoomEvent(_Model):
         description="1 = outlier (auth/state event with no known state: stored, auth-checked "
         "against its auth events, no state, no output); 2 = new event of the room; "
         "3 = backfilled (historical) event: stored with its state, never changes the latest "
-        "events or the current state."
+        "events or the current state. An outlier sent again as 2 or 3 gets its state then."
     )
     event: HeaderedEvent = Field(
         description="The headered PDU: the event as signed, plus `_room_version` "

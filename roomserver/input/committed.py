@@ -6,10 +6,10 @@ create, power levels, join rules and sender's member events) that the previous r
 the room wrote or read moments ago. When every row a request needs is here, the optimistic
 way in (docs/input.md) decides from them and goes straight to the write.
 
-Why a stale row never does harm: the input pipeline never changes an event row once stored
-(and NIDs are never reused), so a cached one is right forever. (``Events.set_state_snapshots``
-and its siblings do change rows; whatever starts calling them -- an outlier given its state,
-say -- must drop those events from this cache.) A room row changes with every event another
+Why a stale row never does harm: the input pipeline changes an event row once stored only
+to give an outlier its state (and NIDs are never reused), so a cached row of an event with
+a state is right forever. Outliers are not kept here: another process may have given one
+its state since, and a request naming an outlier reads it from the database. A room row changes with every event another
 process (or a request the cache did not see) stores in the room; the write compares the
 room row it was decided on with the stored one under the row lock, and a difference makes
 the request start again the locked way, after :meth:`CommittedRows.forget_rooms`. The
@@ -65,7 +65,8 @@ class CommittedRows:
         for u in updates:
             self._rooms.put(u.read.room_id, u.written())
         for info in events:
-            self._events.put(info.event_id, info)
+            if not info.is_outlier:  # another process may give an outlier its state
+                self._events.put(info.event_id, info)
 
     def forget_rooms(self, room_ids: Iterable[str]) -> None:
         """Drop rooms whose rows were found changed."""

@@ -46,7 +46,7 @@ from roomserver.state import (
 )
 from roomserver.state.event_loader import EventLoader
 from roomserver.storage import Backend, InviteInfo, Storage, Tables
-from roomserver.storage.tables import InputConflict, InputWrite, Prepared
+from roomserver.storage.tables import EventInfo, InputConflict, InputWrite, Prepared
 from roomserver.types import EventNID, Membership, StateSnapshotNID
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,8 @@ class _Decided:
     session: StateSession
     write: InputWrite
     made: dict[EventNID, Event]
+    promoted: list[EventInfo]
+    """Rows of outliers the request gave their state (updated, not in ``write``)."""
     written: bool = False
     positions: list[int] = field(default_factory=list)
     """Of the request's output rows, once written."""
@@ -236,7 +238,8 @@ class Input:
         for batch in batches:
             await batch.finish(write)
             made.update((nid, r.event) for nid, r in batch.by_nid.items())
-        return _Decided([r for r in results if r is not None], session, write, made)
+        promoted = [info for batch in batches for info in batch.promoted]
+        return _Decided([r for r in results if r is not None], session, write, made, promoted)
 
     @staticmethod
     async def _write(tables: Tables, decided: _Decided) -> None:
@@ -259,6 +262,7 @@ class Input:
                     for e in write.events
                     if e.state_key_nid is not None or e.event_nid in latest
                 ),
+                *decided.promoted,
             ],
         )
         self.loader.add(decided.made)

@@ -5,8 +5,9 @@ The batch is handed what the request read up front (the room row, every cited ev
 client transactions already seen) and reserved NIDs, decides each event in memory (auth
 against its auth events, state before it, auth against that state, soft-fail against the
 current state, latest events, membership changes), then in :meth:`RoomBatch.finish` stores
-what only it writes (snapshots unless the caller flushed or named them, invites: the
-locked way only, see :meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
+what only it writes (snapshots unless the caller flushed or named them; invites and the
+rows of outliers given their state: the locked way only, see
+:meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
 prev-event edges, room row, memberships, client transaction IDs and output log rows to the
 request's single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere
 leaves the request unwritten.
@@ -74,6 +75,9 @@ class _Record:
     """Made on first use: the next event and the room's current state both need it."""
     allowed_by: frozenset[EventNID] = frozenset()
     """The auth events that allowed it (its own): the same events in a state allow it too."""
+    stored_as: EventInfo | None = None
+    """Its row when it was stored as an outlier and now gets its state: updated, not
+    inserted (:meth:`RoomBatch.finish`)."""
 
     @property
     def contributes_state(self) -> bool:
@@ -128,6 +132,10 @@ class RoomBatch:
         """Output payloads, or builders of those that name events by NIDs until the end."""
         self.output_nids: set[EventNID] = set()
         self.transactions: list[tuple[int, str, str, str]] = []
+        self.cited_when_outliers: set[EventNID] = set()
+        """Outliers getting their state that stored events already name as a prev event."""
+        self.promoted: list[EventInfo] = []
+        """The rows of those outliers once :meth:`finish` has updated them."""
         # This batch's events as the state layer sees them until they are written.
         self.pending_events: dict[EventNID, Event] = {}
         self.pending_snapshots: dict[EventNID, Snapshot] = {}
@@ -140,19 +148,39 @@ class RoomBatch:
         self._check_cited(items)
         if self.room.state_snapshot_nid:
             self.current = await self.session.snapshot(self.room.state_snapshot_nid)
+        outliers = [i.event_nid for i in map(self._outlier_getting_state, items) if i]
+        if outliers:
+            self.cited_when_outliers = await self.tables.previous_events.referenced(outliers)
         results: list[EventResult] = []
         for item in items:
             event_id = item.event.event_id
-            if event_id in self.known or event_id in self.records:
+            stored = self._outlier_getting_state(item)
+            if stored is None and (event_id in self.known or event_id in self.records):
                 results.append(EventResult(event_id, Outcome.ALREADY_KNOWN))
                 continue
             sent = self._sent_in_transaction(item)
             if sent is not None:  # a client retry that made a new event: answer the first one
                 results.append(EventResult(sent, Outcome.ALREADY_KNOWN, "transaction ID seen"))
                 continue
-            record = await self._process(item, next(self.nids))
+            nid = next(self.nids) if stored is None else stored.event_nid
+            record = await self._process(item, nid, stored)
             results.append(self._result(record))
         return results
+
+    def _outlier_getting_state(self, item: InputEvent) -> EventInfo | None:
+        """The stored row of ``item``'s event if it is an outlier the item gives a state
+        (sent again as new or backfilled, as the seed does): it is decided as if new, then
+        its row is updated. A rejected outlier keeps its verdict (already known)."""
+        info = self.known.get(item.event.event_id)
+        if (
+            info is None
+            or not info.is_outlier
+            or info.is_rejected
+            or item.kind is InputKind.OUTLIER
+            or item.event.event_id in self.records
+        ):
+            return None
+        return info
 
     def _sent_in_transaction(self, item: InputEvent) -> str | None:
         txn = item.transaction
@@ -189,6 +217,7 @@ class RoomBatch:
                 if info is not None and info.room_nid != self.room.room_nid:
                     raise bad_request(f"event {info.event_id} belongs to another room")
         seen: set[str] = set()
+        stated: set[str] = set()  # outliers this request gives a state, so far
         missing_auth: list[str] = []
         missing_prev: list[str] = []
         for item in items:
@@ -196,6 +225,10 @@ class RoomBatch:
 
             def available(event_id: str) -> bool:
                 return event_id in self.known or event_id in seen
+
+            def without_state(event_id: str) -> bool:
+                info = self.known.get(event_id)
+                return info is not None and info.is_outlier and event_id not in stated
 
             missing_auth += [
                 a for a in (*ev.auth_event_ids, *self._implied_auth(ev)) if not available(a)
@@ -205,10 +238,10 @@ class RoomBatch:
                     missing_prev += [s for s in item.state_event_ids if not available(s)]
                 else:
                     missing_prev += [p for p in ev.prev_event_ids if not available(p)]
-                    missing_prev += [
-                        p for p in ev.prev_event_ids if p in self.known and self.known[p].is_outlier
-                    ]
+                    missing_prev += [p for p in ev.prev_event_ids if without_state(p)]
             seen.add(ev.event_id)
+            if self._outlier_getting_state(item) is not None:
+                stated.add(ev.event_id)
         if missing_auth:
             raise missing_events("auth events", sorted(set(missing_auth)))
         if missing_prev:
@@ -221,12 +254,14 @@ class RoomBatch:
 
     # -- one event --
 
-    async def _process(self, item: InputEvent, nid: EventNID) -> _Record:
+    async def _process(
+        self, item: InputEvent, nid: EventNID, stored: EventInfo | None = None
+    ) -> _Record:
         ev = item.event
         key = None
         if ev.state_key is not None:
             key = StateKeyTuple(self.type_nids[ev.type], self.state_key_nids[ev.state_key])
-        record = _Record(ev, nid, key, None)
+        record = _Record(ev, nid, key, None, stored_as=stored)
         self.records[ev.event_id] = record
         self.by_nid[nid] = record
         self.pending_events[nid] = ev
@@ -428,7 +463,7 @@ class RoomBatch:
         prev_nids = {self._nid_of(p) for p in ev.prev_event_ids}
         old_latest = self.latest
         new_latest = [n for n in old_latest if n not in prev_nids]
-        if record.nid not in new_latest and not self._referenced(ev.event_id):
+        if record.nid not in new_latest and not self._referenced(record):
             new_latest.append(record.nid)
         old_current = self.current
         before = record.state_before
@@ -512,10 +547,15 @@ class RoomBatch:
 
         self.outputs.append(build)
 
-    def _referenced(self, event_id: str) -> bool:
-        """Whether a stored or earlier event already names ``event_id`` as a prev event (then
+    def _referenced(self, record: _Record) -> bool:
+        """Whether a stored or earlier event already names the event as a prev event (then
         it arrived late and is not a forward extremity)."""
-        return event_id in self.late or event_id in self.cited
+        event_id = record.event.event_id
+        return (
+            event_id in self.late
+            or event_id in self.cited
+            or record.nid in self.cited_when_outliers
+        )
 
     async def _membership_changes(
         self, record: _Record, removed: StateMap, added: StateMap
@@ -570,9 +610,9 @@ class RoomBatch:
 
     def writes_beyond_input(self) -> bool:
         """Whether :meth:`finish` stores more than the request's single write covers (new
-        or retired invites), besides the states it names that the caller did not flush or
-        name for the write (:meth:`StateSession.name_for_caller`)."""
-        return bool(self.invites) or bool(self.retire)
+        or retired invites, outliers given their state), besides the states it names that
+        the caller did not flush or name for the write (:meth:`StateSession.name_for_caller`)."""
+        return bool(self.invites or self.retire) or any(r.stored_as for r in self.pending)
 
     async def finish(self, write: InputWrite) -> None:
         """Add the batch's rows to ``write`` (the request's single write), after storing
@@ -580,11 +620,24 @@ class RoomBatch:
         snapshots = self.snapshots()
         snapshot_nids = iter(await self.session.flush(snapshots) if snapshots else ())
         for r in self.pending:
-            write.events.append(
-                self._new_event(r, next(snapshot_nids) if r.state_before is not None else None)
-            )
+            snapshot_nid = next(snapshot_nids) if r.state_before is not None else None
+            if r.stored_as is not None and snapshot_nid is not None:
+                self.promoted.append(
+                    replace(
+                        r.stored_as,
+                        state_snapshot_nid=snapshot_nid,
+                        is_outlier=False,
+                        is_rejected=r.rejected,
+                        is_soft_failed=r.soft_failed,
+                        rejection_reason=r.reason if r.rejected else "",
+                    )
+                )
+                continue
+            write.events.append(self._new_event(r, snapshot_nid))
             if r.event.event_id in self.late:
                 write.late += 1
+        if self.promoted:
+            await self._promote(self.promoted)
         room = self.room
         write.edges.extend(
             (room.room_nid, child, prev_id, prev) for child, prev_id, prev in self.edges
@@ -616,6 +669,17 @@ class RoomBatch:
         if self.outputs:
             ids = await self._event_ids(self.output_nids)
             write.output.extend(o if isinstance(o, bytes) else o(ids) for o in self.outputs)
+
+    async def _promote(self, rows: Sequence[EventInfo]) -> None:
+        """Update the rows of outliers that now have their state (their JSON is stored)."""
+        events = self.tables.events
+        await events.set_state_snapshots(
+            [(i.event_nid, i.state_snapshot_nid) for i in rows if i.state_snapshot_nid]
+        )
+        if rejected := [(i.event_nid, i.rejection_reason) for i in rows if i.is_rejected]:
+            await events.set_rejected(rejected)
+        if soft_failed := [i.event_nid for i in rows if i.is_soft_failed]:
+            await events.set_soft_failed(soft_failed, True)
 
     def _new_event(self, r: _Record, snapshot_nid: int | None) -> NewEvent:
         ev = r.event

@@ -182,6 +182,79 @@ async def test_outliers_and_backfilled_events(client: RoomserverClient, app: Fas
     assert last["new_room_event"]["historical"] is True
 
 
+async def stored_row(app: FastAPI, event_id: str) -> Any:
+    async with app.state.storage.read() as r:
+        return (await r.events.lookup([event_id]))[event_id]
+
+
+async def test_an_outlier_sent_again_as_new_gets_its_state(
+    client: RoomserverClient, app: FastAPI
+) -> None:
+    """As the seed does: a stored event without a state, input as new, gets its state
+    computed and joins the room as any new event would (latest events, output)."""
+    room = public_room()
+    first = room.send("m.room.message", BOB, {"body": "first"})
+    second = room.send("m.room.message", BOB, {"body": "second"})
+    await send(client, *room.events[:-2])
+    await send(client, first, kind=1)
+    rows_before = len(await output_payloads(app))
+    (promoted,) = await send(client, first)
+    assert promoted.outcome == "accepted", promoted.reason
+    row = await stored_row(app, first.event_id)
+    assert not row.is_outlier and row.state_snapshot_nid
+    assert await latest_ids(client, room.room_id) == [first.event_id]
+    (output,) = (await output_payloads(app))[rows_before:]
+    assert output["new_room_event"]["event"]["event_id"] == first.event_id
+    assert "historical" not in output["new_room_event"]
+    assert [r.outcome for r in await send(client, first, second)] == ["already_known", "accepted"]
+    assert await latest_ids(client, room.room_id) == [second.event_id]
+
+
+async def test_an_outlier_and_its_child_in_one_request(client: RoomserverClient) -> None:
+    room = public_room()
+    first = room.send("m.room.message", BOB, {"body": "first"})
+    second = room.send("m.room.message", BOB, {"body": "second"})
+    await send(client, *room.events[:-2])
+    await send(client, first, kind=1)
+    assert [r.outcome for r in await send(client, first, second)] == ["accepted"] * 2
+    assert await latest_ids(client, room.room_id) == [second.event_id]
+    state = await client.query_state_after_events(
+        m.QueryStateAfterEventsRequest(room_id=room.room_id, prev_event_ids=[first.event_id])
+    )
+    assert sorted(e["event_id"] for e in state.state_events) == sorted(
+        e.event_id for e in room.state.values()
+    )
+
+
+async def test_a_rejected_outlier_keeps_its_verdict(client: RoomserverClient, app: FastAPI) -> None:
+    room = public_room()
+    await send(client, *room.events)
+    intruder = room.event("m.room.message", CAROL, {"body": "let me in"})  # not a member
+    (as_outlier,) = await send(client, intruder, kind=1)
+    assert as_outlier.outcome == "rejected"
+    (again,) = await send(client, intruder)
+    assert again.outcome == "already_known"
+    assert (await stored_row(app, intruder.event_id)).is_outlier
+
+
+async def test_an_outlier_cited_before_it_came_stays_out_of_the_latest_events(
+    client: RoomserverClient,
+) -> None:
+    """A later event given with its state named the outlier while it was missing; once the
+    outlier gets its state, it is not a forward extremity: that event follows it."""
+    room = public_room()
+    first = room.send("m.room.message", BOB, {"body": "first"})
+    later = room.send("m.room.message", BOB, {"body": "later"})
+    await send(client, *room.events[:-2])
+    state_ids = [e.event_id for e in room.state.values()]
+    (with_state,) = await send(client, later, has_state=True, state_event_ids=state_ids)
+    assert with_state.outcome == "accepted", with_state.reason
+    await send(client, first, kind=1)
+    (promoted,) = await send(client, first)
+    assert promoted.outcome == "accepted", promoted.reason
+    assert await latest_ids(client, room.room_id) == [later.event_id]
+
+
 async def test_output_rows_carry_state_deltas(client: RoomserverClient, app: FastAPI) -> None:
     room = public_room()
     topic = room.send("m.room.topic", ALICE, {"topic": "t"}, "")

@@ -25,6 +25,17 @@ def test_reads_only_when_every_row_but_the_new_events_is_here() -> None:
     assert rows.read(["!a:x"], ["$prev", "$other"], ["$new"]) is None  # $other: ask the db
 
 
+def test_outliers_are_not_kept() -> None:
+    """Another process may give an outlier its state: its row is read from the database."""
+    rows = CommittedRows()
+    outlier = EventInfo(2, "$out", 7, 10, None, 1, None, (), True, False, False, "")
+    rows.add({"!a:x": ROOM}, [], [info("$prev", 1), outlier])
+    assert rows.read(["!a:x"], ["$prev", "$out"], ["$new"]) is None
+    rows.add({}, [], [info("$out", 2)])  # given its state: kept from now on
+    got = rows.read(["!a:x"], ["$prev", "$out"], ["$new"])
+    assert got is not None and not got.known["$out"].is_outlier
+
+
 def test_a_written_room_is_kept_as_written_and_forgotten_on_demand() -> None:
     rows = CommittedRows()
     rows.add({"!a:x": ROOM}, [RoomUpdate(ROOM, [2], 2, 5)], [])
