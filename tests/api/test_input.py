@@ -210,6 +210,24 @@ async def test_an_outlier_sent_again_as_new_gets_its_state(
     assert await latest_ids(client, room.room_id) == [second.event_id]
 
 
+async def test_an_outlier_backfilled_gets_its_state_and_stays_history(
+    client: RoomserverClient, app: FastAPI
+) -> None:
+    room = public_room()
+    fork_point = list(room.latest)
+    old = room.send("m.room.message", BOB, {"body": "old"})
+    await send(client, *room.events[:-1])
+    await send(client, room.event("m.room.message", BOB, {"body": "new"}, prev=fork_point))
+    latest = await latest_ids(client, room.room_id)
+    await send(client, old, kind=1)
+    (backfilled,) = await send(client, old, kind=3)
+    assert backfilled.outcome == "accepted", backfilled.reason
+    assert not (await stored_row(app, old.event_id)).is_outlier
+    assert await latest_ids(client, room.room_id) == latest
+    last = (await output_payloads(app))[-1]["new_room_event"]
+    assert last["event"]["event_id"] == old.event_id and last["historical"] is True
+
+
 async def test_an_outlier_and_its_child_in_one_request(client: RoomserverClient) -> None:
     room = public_room()
     first = room.send("m.room.message", BOB, {"body": "first"})
