@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import os
 import platform
@@ -593,6 +594,7 @@ async def sql_trace(config: Config, workload: Workload) -> str:
     of a released connection included -- to show the round trips the pipeline makes."""
     from asyncpg.connection import Connection as AsyncpgConnection
 
+    from roomserver.cli import tune_collector
     from roomserver.input import Input, InputEvent, InputKind
     from roomserver.matrix.events import parse_headered
     from roomserver.storage import Storage
@@ -639,6 +641,11 @@ async def sql_trace(config: Config, workload: Workload) -> str:
                 for batch in batches[:warm]:
                     await service.input_room_events(events(batch))
                 parsed = [events(b) for b in batches[warm:]]
+                # As in the service: its collector settings, and this script's own objects
+                # (the workload) kept out of the collections it times.
+                tune_collector()
+                gc.collect()
+                gc.freeze()
                 tracing = True
                 began = time.perf_counter()
                 for request in parsed:

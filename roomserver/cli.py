@@ -21,16 +21,20 @@ def _settings() -> Settings:
         sys.exit(f"roomserver: bad configuration:\n{e}")
 
 
+def tune_collector() -> None:
+    """The service keeps many long-lived objects (caches of committed rows, parsed events,
+    state blocks) that the collector's default thresholds (700, 10, 10) rescan so often
+    that its pauses were the p99 of 100-event requests (docs/input-bench.md): collect the
+    young generation every 50,000 net allocations instead."""
+    gc.set_threshold(50_000, 20, 20)
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from roomserver.api.app import create_app
 
-    # The service keeps many long-lived objects (caches of committed rows, parsed events,
-    # state blocks) that the collector's default thresholds (700, 10, 10) rescan so often
-    # that its pauses were the p99 of 100-event requests (docs/input-bench.md): collect the
-    # young generation every 50,000 net allocations instead.
-    gc.set_threshold(50_000, 20, 20)
+    tune_collector()
     # An open event stream (SSE) never ends by itself: give streams 5 s to finish on shutdown.
     # The access log (one INFO line per request) is shown at info and debug only; off, it
     # costs nothing per request (uvicorn would still build each line's arguments).
