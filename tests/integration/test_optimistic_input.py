@@ -135,6 +135,26 @@ async def test_an_event_stored_by_another_writer_is_already_known(
     assert await check_database(database_url) == []  # msg in exactly one output row
 
 
+async def test_an_outlier_given_its_state_by_another_writer(
+    storage: Storage, database_url: str
+) -> None:
+    """Outliers are never taken from the rows seen committed: once another writer has given
+    one its state, this one's requests see it with its state, and neither writer gives it a
+    state twice."""
+    first, second = Input(storage), Input(storage)
+    room = new_room()
+    await send(first, *room.events)
+    hop = room.send("m.room.topic", ALICE, {"topic": "an outlier first"}, "")
+    after = room.send("m.room.message", BOB, {"body": "after it"})
+    await first.input_room_events([InputEvent(InputKind.OUTLIER, hop)])
+    assert await send(second, hop) == [(hop.event_id, Outcome.ACCEPTED, None)]
+    # first saw hop stored as an outlier; it must not take it for one now.
+    assert await send(first, after) == [(after.event_id, Outcome.ACCEPTED, None)]
+    assert await send(first, hop) == [(hop.event_id, Outcome.ALREADY_KNOWN, None)]
+    assert await latest(storage, room.room_id) == (await nid(storage, after.event_id),)
+    assert await check_database(database_url) == []  # hop in exactly one output row
+
+
 async def test_a_client_transaction_seen_by_another_writer_maps_to_its_first_event(
     storage: Storage,
 ) -> None:
