@@ -9,12 +9,12 @@ way in (docs/input.md) decides from them and goes straight to the write.
 Why a stale row never does harm: the input pipeline changes an event row once stored only
 to give an outlier its state (and NIDs are never reused), so a cached row of an event with
 a state is right forever. Outliers are not kept here: another process may have given one
-its state since, and a request naming an outlier reads it from the database. A room row changes with every event another
-process (or a request the cache did not see) stores in the room; the write compares the
-room row it was decided on with the stored one under the row lock, and a difference makes
-the request start again the locked way, after :meth:`CommittedRows.forget_rooms`. The
-request's new events are never looked up here: if another process stored one meanwhile,
-the write finds it and refuses, the same way.
+its state since, and a request naming an outlier reads it from the database. A room row
+changes with every event another process (or a request the cache did not see) stores in the
+room; the write compares the room row it was decided on with the stored one under the row
+lock, and a difference makes the request start again the locked way, after
+:meth:`CommittedRows.forget_rooms`. The request's new events are never looked up here: if
+another process stored one meanwhile, the write finds it and refuses, the same way.
 """
 
 from __future__ import annotations

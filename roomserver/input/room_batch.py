@@ -7,10 +7,10 @@ against its auth events, state before it, auth against that state, soft-fail aga
 current state, latest events, membership changes), then in :meth:`RoomBatch.finish` stores
 what only it writes (snapshots unless the caller flushed or named them; invites and the
 rows of outliers given their state: the locked way only, see
-:meth:`RoomBatch.writes_beyond_input`) and adds its event rows,
-prev-event edges, room row, memberships, client transaction IDs and output log rows to the
-request's single write (:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere
-leaves the request unwritten.
+:meth:`RoomBatch.writes_beyond_input`) and adds its event rows, prev-event edges, room row,
+memberships, client transaction IDs and output log rows to the request's single write
+(:class:`~roomserver.storage.tables.InputWrite`). A crash anywhere leaves the request
+unwritten.
 """
 
 from __future__ import annotations
