@@ -2,17 +2,18 @@
 :meth:`InputIO.write`.
 
 An input request touches seven tables; statement by statement that is a dozen round trips,
-and on PostgreSQL a round trip costs more than deciding a one-event request. So the pipeline
-reads everything in one step, decides in memory, and writes everything in one step. On
-PostgreSQL each step is one call of a function (migrations 0002, 0003 and 0005); on SQLite, where
-statements cost no round trip, each runs as the tables' own statements. Both backends give
-the same answers; the tests run both.
+and on PostgreSQL a round trip costs more than deciding a one-event request. So the
+pipeline reads everything in one step, decides in memory, and writes everything in one
+step. On PostgreSQL each step is one call of a function (migrations 0002, 0003 and 0005);
+on SQLite, where statements cost no round trip, each runs as the tables' own statements.
+Both backends give the same answers; the tests run both.
 
 The write re-checks what the decisions rest on (the rooms' rows as read, the late arrivals
 among the new events, that the new events and client transaction IDs are not stored yet,
-that the bases of new state snapshots are still stored and their states not yet) and raises :class:`InputConflict`, writing nothing, if any of it changed. Read under the
-room locks (``prepare(lock_rooms=True)`` in the write's transaction) nothing can change;
-read without them, the write alone can stand in for a transaction (docs/input.md).
+that the bases of new state snapshots are still stored and their states not yet) and raises
+:class:`InputConflict`, writing nothing, if any of it changed. Read under the room locks
+(``prepare(lock_rooms=True)`` in the write's transaction) nothing can change; read without
+them, the write alone can stand in for a transaction (docs/input.md).
 """
 
 from __future__ import annotations
